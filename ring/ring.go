@@ -1,0 +1,91 @@
+// Package ring places keys on ring members by consistent hashing.
+//
+// A Ring is an immutable snapshot built from the full member list; a
+// membership change builds a new Ring off the hot path and the caller
+// publishes it atomically (see peer). Lookups never lock.
+//
+// The ring is built on github.com/serialx/hashring with Points virtual
+// points per member. serialx gives one point per member by default, which
+// leaves the busiest member holding 2-7x the mean; with 160 points the
+// busiest member holds about 1.1x the mean at 10 members and under 1.3x at
+// 100 (TestBalance). serialx's in-place update races with readers, so this
+// package never mutates a built ring.
+package ring
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/serialx/hashring"
+)
+
+// Points is the number of virtual points each member gets on the circle.
+const Points = 160
+
+// Ring is an immutable consistent-hash ring. It is safe for concurrent use.
+type Ring struct {
+	hr      *hashring.HashRing
+	members []string // sorted, distinct
+}
+
+// New builds a ring over members. Member names must be non-empty and
+// distinct; their order does not matter: two processes given the same set
+// build rings that place every key identically.
+func New(members []string) (*Ring, error) {
+	if len(members) == 0 {
+		return nil, errors.New("ring: no members")
+	}
+	sorted := slices.Clone(members)
+	slices.Sort(sorted)
+	weights := make(map[string]int, len(sorted))
+	for i, m := range sorted {
+		if m == "" {
+			return nil, errors.New("ring: empty member name")
+		}
+		if i > 0 && sorted[i-1] == m {
+			return nil, fmt.Errorf("ring: member %q listed twice", m)
+		}
+		weights[m] = Points
+	}
+	// serialx keeps the map it is given; weights is ours and never touched again.
+	return &Ring{hr: hashring.NewWithWeights(weights), members: sorted}, nil
+}
+
+// Members returns the ring's members in sorted order. The caller must not
+// modify the returned slice.
+func (r *Ring) Members() []string { return r.members }
+
+// Len returns the number of members.
+func (r *Ring) Len() int { return len(r.members) }
+
+// Contains reports whether m is a member.
+func (r *Ring) Contains(m string) bool {
+	_, ok := slices.BinarySearch(r.members, m)
+	return ok
+}
+
+// Owners returns the members responsible for key: its owner first, then the
+// next distinct members clockwise, up to n of them (owner and replica for
+// n=2). With fewer than n members it returns every member, owner first.
+// It returns nil for n <= 0.
+func (r *Ring) Owners(key []byte, n int) []string {
+	if n <= 0 {
+		return nil
+	}
+	if n > len(r.members) {
+		n = len(r.members)
+	}
+	nodes, ok := r.hr.GetNodes(string(key), n)
+	if !ok {
+		// Cannot happen for 0 < n <= members; fail loudly in tests, safely here.
+		return nil
+	}
+	return nodes
+}
+
+// Owner returns the member that owns key.
+func (r *Ring) Owner(key []byte) string {
+	node, _ := r.hr.GetNode(string(key))
+	return node
+}
