@@ -262,3 +262,6 @@ func (s *Store) Stats() Stats {
 	}
 	return st
 }
+
+// MaxBytes returns the store's bound.
+func (s *Store) MaxBytes() int64 { return s.maxShard * shardCount }

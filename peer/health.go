@@ -1,0 +1,99 @@
+// Failure detection: a member whose call fails or times out is marked down
+// and asked last until a background ping finds it answering again, so a
+// dead member costs one hedge delay per read, not a deadline per handshake.
+
+package peer
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/tlsring/tlsring/transport"
+)
+
+type health struct {
+	p    *Peer
+	mu   sync.RWMutex
+	down map[string]time.Time // member -> when it was marked down
+}
+
+func newHealth(p *Peer) *health {
+	return &health{p: p, down: make(map[string]time.Time)}
+}
+
+func (h *health) isDown(m string) bool {
+	h.mu.RLock()
+	_, d := h.down[m]
+	h.mu.RUnlock()
+	return d
+}
+
+func (h *health) failed(m string, err error) {
+	h.mu.Lock()
+	_, was := h.down[m]
+	if !was {
+		h.down[m] = time.Now()
+	}
+	h.mu.Unlock()
+	if !was {
+		h.p.log.Warn("member marked down", "peer", m, "err", err)
+	}
+}
+
+func (h *health) ok(m string) {
+	h.mu.RLock()
+	_, was := h.down[m]
+	h.mu.RUnlock()
+	if !was {
+		return
+	}
+	h.mu.Lock()
+	since, was := h.down[m]
+	delete(h.down, m)
+	h.mu.Unlock()
+	if was {
+		h.p.log.Info("member answering again", "peer", m, "down_for", time.Since(since).Round(time.Millisecond))
+	}
+}
+
+// downMembers returns the members marked down.
+func (h *health) downMembers() []string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]string, 0, len(h.down))
+	for m := range h.down {
+		out = append(out, m)
+	}
+	return out
+}
+
+// forget drops members no longer in the ring.
+func (h *health) forget(keep func(string) bool) {
+	h.mu.Lock()
+	for m := range h.down {
+		if !keep(m) {
+			delete(h.down, m)
+		}
+	}
+	h.mu.Unlock()
+}
+
+// probeLoop pings members marked down every ProbeInterval.
+func (h *health) probeLoop() {
+	defer h.p.wg.Done()
+	t := time.NewTicker(h.p.cfg.ProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.p.bg.Done():
+			return
+		case <-t.C:
+		}
+		for _, m := range h.downMembers() {
+			ctx, cancel := context.WithTimeout(h.p.bg, h.p.cfg.ProbeInterval)
+			h.p.call(ctx, m, &transport.Request{Op: transport.OpPing})
+			cancel()
+		}
+	}
+}

@@ -1,0 +1,242 @@
+// Package peer is a ring member: it keeps a bounded share of the cluster's
+// sessions in its local store and routes every Get, Set, Take and Delete to
+// the key's owner and replica, wherever they are.
+//
+// Every key lives on Config.Replicas members (owner and ring successor by
+// default). Reads ask the owner and hedge to the replica when the owner is
+// slow, missing or down; writes go to all copies in parallel; Take is
+// decided by the first reachable copy and removes the others. Members that
+// fail are marked down and skipped until a background probe finds them
+// answering again (health.go). SetMembers rebuilds the ring and moves
+// entries to their new owners (rebalance.go).
+package peer
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tlsring/tlsring/peer/store"
+	"github.com/tlsring/tlsring/ring"
+	"github.com/tlsring/tlsring/transport"
+)
+
+// Defaults for Config's zero values.
+const (
+	DefaultReplicas       = 2
+	DefaultHedgeAfter     = time.Millisecond
+	DefaultRequestTimeout = time.Second
+	DefaultProbeInterval  = 200 * time.Millisecond
+)
+
+// Limits on keys, values and TTLs; longer ones get an error.
+const (
+	MaxKeySize   = transport.MaxKeySize
+	MaxValueSize = transport.MaxValueSize
+	MaxTTL       = transport.MaxTTL
+)
+
+// ErrNotFound is returned by Get and Take when no member holds the key. It
+// has a NotFound() bool method, so packages such as tlsglue can recognise a
+// miss without importing peer.
+var ErrNotFound error = notFound{}
+
+type notFound struct{}
+
+func (notFound) Error() string  { return "peer: key not found" }
+func (notFound) NotFound() bool { return true }
+
+// ErrClosed is returned by calls on a closed Peer.
+var ErrClosed = errors.New("peer: closed")
+
+// Config configures a Peer. Self, Members and (for the default QUIC
+// transport) TLS are required; every other field has a documented default.
+type Config struct {
+	Self     string       // this member's QUIC address "host:port", as it appears in Members
+	Members  []string     // every ring member, Self included
+	TLS      *tls.Config  // mutual TLS between members: Certificates + RootCAs/ClientCAs of the cluster CA; the transport sets ALPN, TLS 1.3 and client-auth on a clone
+	MaxBytes int64        // bound on the local store (keys+values+store.EntryOverhead each); 0 = store.DefaultMaxBytes (64 MiB)
+	Logger   *slog.Logger // nil = slog.Default()
+
+	// Replicas is how many members hold each key, owner included.
+	// 0 = DefaultReplicas (2: owner and replica).
+	Replicas int
+	// HedgeAfter is how long a read waits for one copy before also asking
+	// the next. 0 = DefaultHedgeAfter (1 ms, several times a loopback
+	// QUIC round trip's p99).
+	HedgeAfter time.Duration
+	// RequestTimeout bounds a call whose context has no deadline.
+	// 0 = DefaultRequestTimeout (1 s).
+	RequestTimeout time.Duration
+	// ProbeInterval is how often members marked down are pinged.
+	// 0 = DefaultProbeInterval (200 ms).
+	ProbeInterval time.Duration
+	// Listen starts the transport this member uses, serving h. nil = QUIC
+	// on Self with TLS (transport.ListenQUIC); tests and simulations pass
+	// an in-memory transport.Network's Listen.
+	Listen func(self string, h transport.Handler) (transport.Transport, error)
+	// Registerer receives the member's Prometheus metrics. nil = not
+	// registered (they are still kept, see Peer.Collector).
+	Registerer prometheus.Registerer
+	// Now is the clock for TTLs. nil = time.Now.
+	Now func() time.Time
+}
+
+// Peer is a ring member. Its methods are safe for concurrent use.
+type Peer struct {
+	cfg     Config
+	self    string
+	log     *slog.Logger
+	store   *store.Store
+	tr      transport.Transport
+	ring    atomic.Pointer[ring.Ring]
+	health  *health
+	metrics *metrics
+
+	rebalanceMu   sync.Mutex
+	settled       *ring.Ring         // ring the last finished rebalance moved entries for
+	cancelReb     context.CancelFunc // cancels the running rebalance, if any
+	rebalanceDone chan struct{}      // closed when the last started rebalance ends
+
+	closed    atomic.Bool
+	bg        context.Context // cancelled by Close; background work runs under it
+	stopBg    context.CancelFunc
+	closeOnce sync.Once
+	wg        sync.WaitGroup // background work: deletes after Take, rebalancing, probing
+}
+
+// New checks cfg, starts listening on cfg.Self and serves at once.
+func New(cfg Config) (*Peer, error) {
+	if cfg.Self == "" {
+		return nil, errors.New("peer: Config.Self is empty; set it to this member's host:port")
+	}
+	r, err := ring.New(cfg.Members)
+	if err != nil {
+		return nil, fmt.Errorf("peer: bad Config.Members: %w", err)
+	}
+	if !r.Contains(cfg.Self) {
+		return nil, fmt.Errorf("peer: Config.Self %q is not in Config.Members %v", cfg.Self, cfg.Members)
+	}
+	switch {
+	case cfg.MaxBytes < 0:
+		return nil, fmt.Errorf("peer: Config.MaxBytes %d is negative", cfg.MaxBytes)
+	case cfg.Replicas < 0:
+		return nil, fmt.Errorf("peer: Config.Replicas %d is negative", cfg.Replicas)
+	case cfg.HedgeAfter < 0 || cfg.RequestTimeout < 0 || cfg.ProbeInterval < 0:
+		return nil, errors.New("peer: Config durations must not be negative")
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = DefaultReplicas
+	}
+	if cfg.HedgeAfter == 0 {
+		cfg.HedgeAfter = DefaultHedgeAfter
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.ProbeInterval == 0 {
+		cfg.ProbeInterval = DefaultProbeInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Listen == nil {
+		if cfg.TLS == nil {
+			return nil, errors.New("peer: Config.TLS is nil; members need a certificate and the cluster CA")
+		}
+		tlsConf, logger := cfg.TLS, cfg.Logger
+		cfg.Listen = func(self string, h transport.Handler) (transport.Transport, error) {
+			return transport.ListenQUIC(transport.QUICConfig{Addr: self, TLS: tlsConf, Logger: logger}, h)
+		}
+	}
+	p := &Peer{
+		cfg:     cfg,
+		self:    cfg.Self,
+		log:     cfg.Logger.With("member", cfg.Self),
+		store:   store.New(store.Config{MaxBytes: cfg.MaxBytes, Now: cfg.Now}),
+		settled: r,
+	}
+	p.bg, p.stopBg = context.WithCancel(context.Background())
+	p.ring.Store(r)
+	p.metrics = newMetrics(p)
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(p.metrics); err != nil {
+			return nil, fmt.Errorf("peer: registering metrics: %w", err)
+		}
+	}
+	p.health = newHealth(p)
+	tr, err := cfg.Listen(cfg.Self, transport.HandlerFunc(p.serve))
+	if err != nil {
+		p.stopBg()
+		if cfg.Registerer != nil {
+			cfg.Registerer.Unregister(p.metrics)
+		}
+		return nil, fmt.Errorf("peer: listening on %s: %w", cfg.Self, err)
+	}
+	p.tr = tr
+	p.wg.Add(1)
+	go p.health.probeLoop()
+	return p, nil
+}
+
+// Collector returns the member's Prometheus metrics, for registering on a
+// registry of the caller's choice.
+func (p *Peer) Collector() prometheus.Collector { return p.metrics }
+
+// Self returns this member's address.
+func (p *Peer) Self() string { return p.self }
+
+// Members returns the current ring members, sorted.
+func (p *Peer) Members() []string { return slices.Clone(p.ring.Load().Members()) }
+
+// Owners returns the members that hold key under the current ring, owner
+// first.
+func (p *Peer) Owners(key []byte) []string {
+	return p.ring.Load().Owners(key, p.cfg.Replicas)
+}
+
+// LocalStats returns the local store's counters.
+func (p *Peer) LocalStats() store.Stats { return p.store.Stats() }
+
+// HasLocal reports whether this member's own store holds an unexpired
+// entry for key; for tests and diagnostics.
+func (p *Peer) HasLocal(key []byte) bool {
+	_, _, ok := p.store.Get(key)
+	return ok
+}
+
+func checkKey(key []byte) error {
+	if len(key) == 0 {
+		return errors.New("peer: empty key")
+	}
+	if len(key) > MaxKeySize {
+		return fmt.Errorf("peer: key of %d bytes exceeds the limit of %d", len(key), MaxKeySize)
+	}
+	return nil
+}
+
+// Close stops serving, waits for background work and closes the
+// transport. It does not hand entries off; see Leave.
+func (p *Peer) Close() error {
+	var err error
+	p.closeOnce.Do(func() {
+		p.closed.Store(true)
+		p.stopBg()
+		p.wg.Wait()
+		err = p.tr.Close()
+		if p.cfg.Registerer != nil {
+			p.cfg.Registerer.Unregister(p.metrics)
+		}
+	})
+	return err
+}
