@@ -1,21 +1,337 @@
-// The QUIC transport: placeholder until the QUIC implementation lands.
+// The QUIC transport: configuration, the one UDP socket a member listens
+// and dials on, mutual TLS with the cluster CA, and shutdown. Outgoing
+// calls live in quic_client.go, serving incoming ones in quic_server.go,
+// the frame writer both share in stream.go and the frame layout in wire.go.
 
 package transport
 
 import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
 )
 
-// QUICConfig configures a QUIC transport.
+// ALPN is the application protocol the QUIC transport negotiates; a peer
+// speaking anything else is refused during the handshake.
+const ALPN = "tlsring/1"
+
+// Application error codes the QUIC transport closes connections with.
+const (
+	codeNoError       quic.ApplicationErrorCode = 0 // orderly close
+	codeProtocolError quic.ApplicationErrorCode = 1 // malformed frame
+)
+
+// QUICConfig configures a QUIC transport. Only Addr and TLS are required;
+// every other field has a documented zero-value default.
 type QUICConfig struct {
-	Addr   string       // UDP address to listen on, also this member's name
-	TLS    *tls.Config  // certificates and cluster CA; cloned, never modified
-	Logger *slog.Logger // nil = slog.Default()
+	// Addr is the UDP "host:port" to listen on, which is also this member's
+	// name in the ring. Port 0 picks a free port: read it back with
+	// (*QUIC).Addr.
+	Addr string
+	// TLS holds this member's certificate (Certificates) and the cluster CA
+	// (RootCAs to verify members we call, ClientCAs to verify members that
+	// call us). It is cloned, never modified: the transport sets ALPN, TLS
+	// 1.3 and mandatory client certificates on its clones. Members are
+	// dialled with ServerName set to the host part of their address, so
+	// their certificates need the matching IP or DNS SAN.
+	TLS *tls.Config
+	// Logger receives connection events and refusals; nil = slog.Default().
+	Logger *slog.Logger
+
+	// DialTimeout bounds connecting to a member, handshake and first
+	// round trip included; 0 = 1s. Calls wait for a dial at most until
+	// their own deadline; the dial goes on in the background.
+	DialTimeout time.Duration
+	// MinBackoff is how long calls to a member fail at once with
+	// ErrUnreachable after a dial to it failed; it doubles with each
+	// further failure up to MaxBackoff and resets on success.
+	// 0 = 50ms.
+	MinBackoff time.Duration
+	// MaxBackoff caps the backoff; 0 = 2s.
+	MaxBackoff time.Duration
+	// KeepAlive is how often an idle connection is probed; 0 = 2s.
+	KeepAlive time.Duration
+	// IdleTimeout closes a connection that heard nothing for this long
+	// (keep-alives included): the member is then considered gone.
+	// 0 = 10s.
+	IdleTimeout time.Duration
+	// MaxConcurrentRequests bounds how many requests of one incoming
+	// stream are served at once; further requests wait unread, which
+	// pushes back on the caller through QUIC flow control. 0 = 256.
+	MaxConcurrentRequests int
+	// StatelessResetKey lets a restarted member reset connections its
+	// previous incarnation held, so callers notice at their next packet
+	// instead of waiting for the idle timeout. It must survive restarts:
+	// nil = derived (SHA-256) from the private key of the first
+	// certificate and the listening address, or random if the key cannot
+	// be marshalled.
+	StatelessResetKey *[32]byte
+	// Metrics, if not nil, counts calls and connections; see NewMetrics.
+	// Several transports may share one Metrics.
+	Metrics *Metrics
 }
 
+func (c *QUICConfig) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = time.Second
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = 50 * time.Millisecond
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 2 * time.Second
+	}
+	if c.MaxBackoff < c.MinBackoff {
+		c.MaxBackoff = c.MinBackoff
+	}
+	if c.KeepAlive <= 0 {
+		c.KeepAlive = 2 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 10 * time.Second
+	}
+	if c.MaxConcurrentRequests <= 0 {
+		c.MaxConcurrentRequests = 256
+	}
+}
+
+// QUIC is a Transport over QUIC with mutual TLS. One UDP socket both
+// listens and dials; each member this one calls gets one connection with
+// one long-lived stream that carries many requests at once.
+type QUIC struct {
+	cfg     QUICConfig
+	log     *slog.Logger
+	h       Handler
+	addr    string
+	udp     *net.UDPConn
+	tr      *quic.Transport
+	ln      *quic.Listener
+	qconf   *quic.Config
+	tlsConf *tls.Config // client-side base, ServerName set per member
+	metrics *Metrics
+
+	ctx    context.Context // canceled by Close: ends dials and handlers
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the transport started
+
+	mu      sync.Mutex
+	closed  bool
+	peers   map[string]*peerConn    // outgoing, by member address
+	inbound map[*quic.Conn]struct{} // incoming connections
+	done    chan struct{}           // closed by Close
+}
+
+var _ Transport = (*QUIC)(nil)
+
 // ListenQUIC listens on cfg.Addr and serves incoming requests with h.
-func ListenQUIC(cfg QUICConfig, h Handler) (Transport, error) {
-	return nil, errors.New("transport: QUIC not implemented yet")
+func ListenQUIC(cfg QUICConfig, h Handler) (*QUIC, error) {
+	if h == nil {
+		return nil, errors.New("transport: ListenQUIC needs a handler")
+	}
+	if cfg.TLS == nil || len(cfg.TLS.Certificates) == 0 {
+		return nil, errors.New("transport: QUICConfig.TLS needs this member's certificate")
+	}
+	if cfg.TLS.RootCAs == nil || cfg.TLS.ClientCAs == nil {
+		return nil, errors.New("transport: QUICConfig.TLS needs the cluster CA in RootCAs and ClientCAs")
+	}
+	cfg.setDefaults()
+	uaddr, err := net.ResolveUDPAddr("udp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: listen address %q: %w", cfg.Addr, err)
+	}
+	udp, err := net.ListenUDP("udp", uaddr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: %w", err)
+	}
+	t := &QUIC{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		h:       h,
+		addr:    realAddr(cfg.Addr, udp.LocalAddr().(*net.UDPAddr)),
+		udp:     udp,
+		metrics: cfg.Metrics,
+		peers:   make(map[string]*peerConn),
+		inbound: make(map[*quic.Conn]struct{}),
+		done:    make(chan struct{}),
+	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.log = t.log.With("member", t.addr)
+	key := cfg.StatelessResetKey
+	if key == nil {
+		key = deriveResetKey(cfg.TLS.Certificates[0], t.addr)
+	}
+	t.tr = &quic.Transport{Conn: udp, StatelessResetKey: (*quic.StatelessResetKey)(key)}
+	t.qconf = &quic.Config{
+		HandshakeIdleTimeout:  cfg.DialTimeout,
+		MaxIdleTimeout:        cfg.IdleTimeout,
+		KeepAlivePeriod:       cfg.KeepAlive,
+		MaxIncomingStreams:    4, // callers use one; a few spare for reconnect races
+		MaxIncomingUniStreams: -1,
+	}
+	t.tlsConf = t.clientTLS(cfg.TLS)
+	ln, err := t.tr.Listen(t.serverTLS(cfg.TLS), t.qconf)
+	if err != nil {
+		t.tr.Close()
+		udp.Close()
+		return nil, fmt.Errorf("transport: %w", err)
+	}
+	t.ln = ln
+	t.wg.Add(1)
+	go t.acceptLoop()
+	t.log.Debug("transport listening")
+	return t, nil
+}
+
+// realAddr is the member's name: the configured host with the port the
+// socket actually got, so ":0" and "127.0.0.1:0" read back usefully.
+func realAddr(configured string, got *net.UDPAddr) string {
+	host, _, err := net.SplitHostPort(configured)
+	if err != nil || host == "" {
+		return got.String()
+	}
+	return net.JoinHostPort(host, fmt.Sprint(got.Port))
+}
+
+func deriveResetKey(cert tls.Certificate, addr string) *[32]byte {
+	var key [32]byte
+	der, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		rand.Read(key[:])
+		return &key
+	}
+	h := sha256.New()
+	h.Write([]byte("tlsring stateless reset key v1\x00"))
+	h.Write([]byte(addr))
+	h.Write([]byte{0})
+	h.Write(der)
+	copy(key[:], h.Sum(nil))
+	return &key
+}
+
+// Addr returns this member's address with the real port.
+func (t *QUIC) Addr() string { return t.addr }
+
+// serverTLS is the listening side's TLS: our ALPN, TLS 1.3, and a client
+// certificate that must chain to ClientCAs. The chain is verified in
+// VerifyConnection rather than by ClientAuth = RequireAndVerifyClientCert
+// so that every refusal, certificate missing or not from the cluster CA,
+// is logged with the caller's address (crypto/tls would refuse silently).
+// The check is the one crypto/tls does: x509 chain to ClientCAs with the
+// client-auth key usage.
+func (t *QUIC) serverTLS(base *tls.Config) *tls.Config {
+	c := base.Clone()
+	c.NextProtos = []string{ALPN}
+	c.MinVersion = tls.VersionTLS13
+	c.ClientAuth = tls.RequestClientCert
+	c.SessionTicketsDisabled = true
+	roots := base.ClientCAs
+	c.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		remote := "unknown"
+		if hello.Conn != nil {
+			remote = hello.Conn.RemoteAddr().String()
+		}
+		cc := c.Clone()
+		cc.GetConfigForClient = nil
+		cc.VerifyConnection = func(cs tls.ConnectionState) error {
+			err := verifyClient(cs, roots)
+			if err != nil {
+				t.log.Warn("refused member connection", "remote", remote, "reason", err)
+				t.metrics.refused()
+			}
+			return err
+		}
+		return cc, nil
+	}
+	return c
+}
+
+func verifyClient(cs tls.ConnectionState, roots *x509.CertPool) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("tlsring: no client certificate")
+	}
+	opts := x509.VerifyOptions{
+		Roots:         roots,
+		Intermediates: x509.NewCertPool(),
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	for _, c := range cs.PeerCertificates[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	leaf := cs.PeerCertificates[0]
+	if _, err := leaf.Verify(opts); err != nil {
+		return fmt.Errorf("tlsring: client certificate %q: %w", leaf.Subject.CommonName, err)
+	}
+	return nil
+}
+
+// clientTLS is the dialling side's TLS, completed per member with its
+// ServerName: the member's certificate must chain to RootCAs and name the
+// host we dialled.
+func (t *QUIC) clientTLS(base *tls.Config) *tls.Config {
+	c := base.Clone()
+	c.NextProtos = []string{ALPN}
+	c.MinVersion = tls.VersionTLS13
+	c.ClientSessionCache = nil
+	return c
+}
+
+// Close stops serving, closes every connection and waits for the
+// transport's goroutines. Calls in flight return ErrClosed; handlers in
+// flight see their context canceled.
+func (t *QUIC) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	close(t.done)
+	t.cancel()
+	peers := t.peers
+	t.peers = nil
+	inbound := t.inbound
+	t.inbound = nil
+	t.mu.Unlock()
+
+	t.ln.Close()
+	for _, p := range peers {
+		p.close()
+	}
+	for c := range inbound {
+		c.CloseWithError(codeNoError, "member closing")
+	}
+	t.tr.Close()
+	err := t.udp.Close()
+	t.wg.Wait()
+	t.log.Debug("transport closed")
+	return err
+}
+
+// go_ runs f on a goroutine the transport waits for in Close. It reports
+// false, and runs nothing, once the transport is closed.
+func (t *QUIC) go_(f func()) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		f()
+	}()
+	return true
 }

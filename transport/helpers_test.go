@@ -1,0 +1,125 @@
+// Test helpers: a map-backed handler, members on loopback with test
+// certificates, a log buffer, and waiting for conditions.
+
+package transport
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tlsring/tlsring/transport/transporttest"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// mapStore is a trivial Handler over a map.
+type mapStore struct {
+	mu    sync.Mutex
+	m     map[string][]byte
+	calls atomic.Int64
+	// block, if set, is called first; handlers use it to stall.
+	block func(ctx context.Context, req *Request)
+}
+
+func newMapStore() *mapStore { return &mapStore{m: make(map[string][]byte)} }
+
+func (s *mapStore) ServeMember(ctx context.Context, req *Request) *Response {
+	s.calls.Add(1)
+	if s.block != nil {
+		s.block(ctx, req)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch req.Op {
+	case OpGet, OpTake:
+		v, ok := s.m[string(req.Key)]
+		if !ok {
+			return &Response{Status: StatusNotFound}
+		}
+		if req.Op == OpTake {
+			delete(s.m, string(req.Key))
+		}
+		return &Response{Status: StatusOK, Value: v, TTL: time.Minute}
+	case OpSet:
+		s.m[string(req.Key)] = req.Value
+	case OpDelete:
+		delete(s.m, string(req.Key))
+	case OpPutMany:
+		for _, e := range req.Entries {
+			s.m[string(e.Key)] = e.Value
+		}
+	}
+	return &Response{Status: StatusOK}
+}
+
+// logBuf collects a member's log lines.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type member struct {
+	*QUIC
+	store *mapStore
+	logs  *logBuf
+}
+
+// startMember listens on addr (default 127.0.0.1:0) with a certificate of
+// ca, trusting ca, serving a fresh mapStore. edit may adjust the config.
+func startMember(t testing.TB, ca *transporttest.CA, edit func(*QUICConfig)) *member {
+	t.Helper()
+	m := &member{store: newMapStore(), logs: &logBuf{}}
+	cfg := QUICConfig{
+		Addr:   "127.0.0.1:0",
+		TLS:    ca.MemberTLS(t, "127.0.0.1"),
+		Logger: slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	tr, err := ListenQUIC(cfg, m.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.QUIC = tr
+	t.Cleanup(func() { tr.Close() })
+	return m
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func ctxTimeout(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

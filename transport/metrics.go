@@ -1,0 +1,159 @@
+// Optional Prometheus metrics for the QUIC transport. A nil *Metrics
+// records nothing, so the hot path pays only a nil check when metrics are
+// off; counters are resolved once, not per call.
+
+package transport
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics counts what QUIC transports do. Create one with NewMetrics and
+// pass it in QUICConfig.Metrics; several transports in one process (a test
+// cluster, the demo) share one Metrics rather than registering twice.
+type Metrics struct {
+	calls     [OpPing + 1][numResults]prometheus.Counter
+	latency   [OpPing + 1]prometheus.Observer
+	servedC   [OpPing + 1][StatusError + 1]prometheus.Counter
+	dials     [2]prometheus.Counter // ok, error
+	acceptedC prometheus.Counter
+	refusedC  prometheus.Counter
+	lateC     prometheus.Counter
+}
+
+// Call results, the "result" label of tlsring_transport_calls_total.
+const (
+	resOK = iota
+	resNotFound
+	resBadRequest
+	resError
+	resTimeout
+	resUnreachable
+	resClosed
+	resInvalid
+	numResults
+)
+
+var resultNames = [numResults]string{"ok", "not_found", "bad_request", "error", "timeout", "unreachable", "closed", "invalid"}
+
+// NewMetrics creates the transport's metrics and registers them with reg
+// (prometheus.DefaultRegisterer if nil):
+//
+//	tlsring_transport_calls_total{op,result}     calls made, by outcome
+//	tlsring_transport_call_seconds{op}           call latency, successful or not
+//	tlsring_transport_served_total{op,status}    requests served for other members
+//	tlsring_transport_dials_total{result}        connections dialled (ok, error)
+//	tlsring_transport_accepted_total             connections accepted
+//	tlsring_transport_refused_total              handshakes refused (bad certificate)
+//	tlsring_transport_late_replies_total         responses that arrived after their call gave up
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	if reg == nil {
+		reg = prometheus.DefaultRegisterer
+	}
+	calls := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tlsring_transport_calls_total", Help: "Calls to other members, by operation and result.",
+	}, []string{"op", "result"})
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "tlsring_transport_call_seconds", Help: "Latency of calls to other members.",
+		Buckets: prometheus.ExponentialBuckets(25e-6, 2, 16),
+	}, []string{"op"})
+	served := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tlsring_transport_served_total", Help: "Requests served for other members, by operation and status.",
+	}, []string{"op", "status"})
+	dials := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tlsring_transport_dials_total", Help: "Connections dialled to other members, by result.",
+	}, []string{"result"})
+	m := &Metrics{
+		acceptedC: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tlsring_transport_accepted_total", Help: "Connections accepted from other members.",
+		}),
+		refusedC: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tlsring_transport_refused_total", Help: "Handshakes refused for a missing or foreign certificate.",
+		}),
+		lateC: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tlsring_transport_late_replies_total", Help: "Responses discarded because their call had given up.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{calls, latency, served, dials, m.acceptedC, m.refusedC, m.lateC} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for op := OpGet; op <= OpPing; op++ {
+		for r := range numResults {
+			m.calls[op][r] = calls.WithLabelValues(op.String(), resultNames[r])
+		}
+		m.latency[op] = latency.WithLabelValues(op.String())
+		for s := StatusOK; s <= StatusError; s++ {
+			m.servedC[op][s] = served.WithLabelValues(op.String(), s.String())
+		}
+	}
+	m.dials[0] = dials.WithLabelValues("ok")
+	m.dials[1] = dials.WithLabelValues("error")
+	return m, nil
+}
+
+func (m *Metrics) call(op Op, resp *Response, err error, start time.Time) {
+	if m == nil || op < OpGet || op > OpPing {
+		return
+	}
+	r := resOK
+	switch {
+	case err == nil:
+		if resp.Status <= StatusError {
+			r = int(resp.Status) // resOK..resError mirror the statuses
+		} else {
+			r = resError
+		}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		r = resTimeout
+	case errors.Is(err, ErrUnreachable):
+		r = resUnreachable
+	case errors.Is(err, ErrClosed):
+		r = resClosed
+	default:
+		r = resInvalid
+	}
+	m.calls[op][r].Inc()
+	m.latency[op].Observe(time.Since(start).Seconds())
+}
+
+func (m *Metrics) served(op Op, s Status) {
+	if m == nil || op < OpGet || op > OpPing || s > StatusError {
+		return
+	}
+	m.servedC[op][s].Inc()
+}
+
+func (m *Metrics) dial(err error) {
+	if m == nil {
+		return
+	}
+	if err != nil {
+		m.dials[1].Inc()
+	} else {
+		m.dials[0].Inc()
+	}
+}
+
+func (m *Metrics) accepted() {
+	if m != nil {
+		m.acceptedC.Inc()
+	}
+}
+
+func (m *Metrics) refused() {
+	if m != nil {
+		m.refusedC.Inc()
+	}
+}
+
+func (m *Metrics) late() {
+	if m != nil {
+		m.lateC.Inc()
+	}
+}

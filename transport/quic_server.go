@@ -1,0 +1,206 @@
+// The serving side of the QUIC transport: accepting member connections and
+// their streams, reading request frames and answering them concurrently
+// with the Handler.
+
+package transport
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+func (t *QUIC) acceptLoop() {
+	defer t.wg.Done()
+	for {
+		conn, err := t.ln.Accept(t.ctx)
+		if err != nil {
+			return
+		}
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			conn.CloseWithError(codeNoError, "member closing")
+			return
+		}
+		t.inbound[conn] = struct{}{}
+		t.wg.Add(1)
+		t.mu.Unlock()
+		t.metrics.accepted()
+		go t.serveConn(conn)
+	}
+}
+
+// peerName names the calling member for logs: its certificate's common
+// name (or first SAN) and its address.
+func peerName(conn *quic.Conn) string {
+	name := ""
+	if certs := conn.ConnectionState().TLS.PeerCertificates; len(certs) > 0 {
+		c := certs[0]
+		switch {
+		case c.Subject.CommonName != "":
+			name = c.Subject.CommonName
+		case len(c.DNSNames) > 0:
+			name = c.DNSNames[0]
+		case len(c.IPAddresses) > 0:
+			name = c.IPAddresses[0].String()
+		}
+	}
+	return fmt.Sprintf("%s (%s)", conn.RemoteAddr(), name)
+}
+
+func (t *QUIC) serveConn(conn *quic.Conn) {
+	defer t.wg.Done()
+	defer func() {
+		t.mu.Lock()
+		delete(t.inbound, conn)
+		t.mu.Unlock()
+	}()
+	remote := peerName(conn)
+	t.log.Debug("member connected", "remote", remote)
+	for {
+		str, err := conn.AcceptStream(t.ctx)
+		if err != nil {
+			t.log.Debug("member disconnected", "remote", remote, "err", err)
+			return
+		}
+		s := &serverStream{
+			t:      t,
+			conn:   conn,
+			str:    str,
+			remote: remote,
+			br:     bufio.NewReaderSize(str, 16<<10),
+			slots:  make(chan struct{}, t.cfg.MaxConcurrentRequests),
+		}
+		s.w = frameWriter{str: str, spawn: t.go_, fail: func(error) {}}
+		s.slots <- struct{}{}
+		t.wg.Add(1)
+		go s.read()
+	}
+}
+
+// serverStream serves one caller's request stream.
+//
+// Requests are served leader/follower style: one goroutine at a time reads
+// the stream (the leader). Once it has a whole request it starts a
+// successor to read the next one and serves its request itself, at once,
+// on the goroutine the network woke: the request does not wait for a
+// hand-off to a worker, and a slow or blocked handler holds up no other
+// request. slots bounds the goroutines, reader included; at the bound the
+// leader serves inline before reading on, which stops reading and pushes
+// back on the caller through flow control.
+type serverStream struct {
+	t      *QUIC
+	conn   *quic.Conn
+	str    *quic.Stream
+	remote string
+	br     *bufio.Reader
+	hdr    [frameLenSize]byte
+	w      frameWriter
+	slots  chan struct{}
+}
+
+// read is the leader's loop. The caller has taken a slot and added to the
+// transport's wait group for it.
+func (s *serverStream) read() {
+	defer s.t.wg.Done()
+	defer func() { <-s.slots }()
+	for {
+		body, err := readFrame(s.br, &s.hdr)
+		if err != nil {
+			s.readFailed(err)
+			return
+		}
+		f, derr := decodeRequest(body)
+		if f.deadline > 0 {
+			f.expires = time.Now().Add(time.Duration(f.deadline) * time.Microsecond)
+		}
+		select {
+		case s.slots <- struct{}{}:
+			s.t.wg.Add(1)
+			go s.read()
+			s.serve(&f, derr)
+			return
+		default:
+			s.serve(&f, derr)
+		}
+	}
+}
+
+func (s *serverStream) readFailed(err error) {
+	switch {
+	case errors.Is(err, errFrameSize), errors.Is(err, io.ErrUnexpectedEOF):
+		s.t.log.Warn("malformed frame from member, closing connection", "remote", s.remote, "err", err)
+		s.conn.CloseWithError(codeProtocolError, truncMessage(err.Error()))
+	case errors.Is(err, io.EOF):
+		// The caller closed its side of the stream: nothing more to read.
+	default:
+		// The connection or stream is gone; serveConn logs it.
+	}
+}
+
+var pingOK = &Response{Status: StatusOK}
+
+// serve answers one request frame.
+func (s *serverStream) serve(f *requestFrame, derr error) {
+	var resp *Response
+	switch {
+	case derr != nil:
+		// readFrame guarantees the version and ID are there, so every
+		// decoding error can be answered.
+		resp = &Response{Status: StatusBadRequest, Message: derr.Error()}
+		s.t.log.Debug("bad request from member", "remote", s.remote, "err", derr)
+	case f.id == pingID && f.req.Op == OpPing:
+		resp = pingOK // the dial-time check; the handler never sees it
+	default:
+		if err := f.req.Validate(); err != nil {
+			resp = &Response{Status: StatusBadRequest, Message: err.Error()}
+		} else {
+			resp = s.t.handle(f)
+		}
+	}
+	s.t.metrics.served(f.req.Op, resp.Status)
+	bp := getBuf(responseSize(resp))
+	*bp = appendResponse(*bp, f.id, resp)
+	s.w.write(*bp) // a failed write means the connection is gone
+	putBuf(bp)
+}
+
+// handle runs the handler under the caller's deadline, and turns what it
+// returns into something the wire can carry.
+func (t *QUIC) handle(f *requestFrame) (resp *Response) {
+	ctx := t.ctx
+	if f.deadline > 0 {
+		if time.Now().After(f.expires) {
+			// Waited for a free slot past the caller's deadline: the
+			// caller has given up, skip the work.
+			return &Response{Status: StatusError, Message: "deadline passed before serving"}
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, f.expires)
+		defer cancel()
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			t.log.Error("handler panicked", "op", f.req.Op, "panic", r)
+			resp = &Response{Status: StatusError, Message: "handler panicked"}
+		}
+	}()
+	resp = t.h.ServeMember(ctx, &f.req)
+	switch {
+	case resp == nil:
+		return &Response{Status: StatusError, Message: "handler returned no response"}
+	case len(resp.Value) > MaxValueSize:
+		return &Response{Status: StatusError, Message: fmt.Sprintf("value of %d bytes, limit %d", len(resp.Value), MaxValueSize)}
+	case resp.TTL < 0 || resp.TTL > MaxTTL:
+		r := *resp
+		r.TTL = min(max(r.TTL, 0), MaxTTL)
+		return &r
+	}
+	return resp
+}

@@ -1,0 +1,121 @@
+// The frame writer both ends of a stream use: frames are queued straight
+// into the QUIC stream from the goroutine that made them, without a
+// hand-off, and fall back to a writer goroutine only when flow control
+// pushes back.
+
+package transport
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/quic-go/quic-go"
+)
+
+// frameWriter writes whole frames to a stream from many goroutines.
+//
+// The fast path is quic-go's TryWriteAll: it copies the frame into the
+// stream's pending STREAM frame and wakes the connection's send loop,
+// without blocking and without a goroutine switch. Frames written by other
+// goroutines before the send loop runs join the same pending data, so one
+// packet carries several frames: writes coalesce by themselves, as they
+// would through a writer goroutine draining a channel into a bufio.Writer,
+// minus that goroutine's wake-up on every request.
+//
+// When flow control has no room (TryWriteAll would block), frames are
+// copied to a queue drained by a writer goroutine with blocking writes;
+// while it runs, new frames join its queue. Frames are independent
+// (ID-tagged), so their order on the stream does not matter, but the queue
+// keeps it anyway.
+type frameWriter struct {
+	str   *quic.Stream
+	spawn func(func()) bool // runs the writer goroutine, tracked by the transport
+	fail  func(error)       // called once when the stream breaks
+
+	mu      sync.Mutex
+	err     error
+	queue   [][]byte
+	writing bool
+}
+
+// write sends frame. It never blocks on the network and never retains
+// frame after it returns.
+func (w *frameWriter) write(frame []byte) error {
+	w.mu.Lock()
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return err
+	}
+	if !w.writing {
+		err := w.str.TryWriteAll(frame)
+		if err == nil {
+			w.mu.Unlock()
+			return nil
+		}
+		if !errors.Is(err, quic.ErrWouldBlock) {
+			w.err = err
+			w.mu.Unlock()
+			w.fail(err)
+			return err
+		}
+	}
+	w.queue = append(w.queue, append([]byte(nil), frame...))
+	if !w.writing {
+		w.writing = true
+		if !w.spawn(w.drain) {
+			w.writing = false
+			w.err = ErrClosed
+			w.queue = nil
+			w.mu.Unlock()
+			return ErrClosed
+		}
+	}
+	w.mu.Unlock()
+	return nil
+}
+
+func (w *frameWriter) drain() {
+	for {
+		w.mu.Lock()
+		q := w.queue
+		w.queue = nil
+		if len(q) == 0 || w.err != nil {
+			w.writing = false
+			w.queue = nil
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+		for _, f := range q {
+			if _, err := w.str.Write(f); err != nil {
+				w.mu.Lock()
+				w.err = err
+				w.mu.Unlock()
+				w.fail(err)
+				break
+			}
+		}
+	}
+}
+
+// bufPool holds encode buffers for frames of ordinary size.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+const maxPooledBuf = 128 << 10
+
+func getBuf(n int) *[]byte {
+	bp := bufPool.Get().(*[]byte)
+	if cap(*bp) < n {
+		*bp = make([]byte, 0, n)
+	}
+	*bp = (*bp)[:0]
+	return bp
+}
+
+func putBuf(bp *[]byte) {
+	if cap(*bp) > maxPooledBuf {
+		return
+	}
+	bufPool.Put(bp)
+}

@@ -1,0 +1,154 @@
+// Package transporttest makes throwaway cluster certificates for tests:
+// an ECDSA P-256 cluster CA and member certificates signed by it, shaped
+// like the ones `tlsring certs` makes (both server and client key usage,
+// IP and DNS SANs), ready to put in transport.QUICConfig.TLS or
+// peer.Config.TLS. Everything is generated in memory; nothing here is fit
+// for production keys.
+//
+// Typical use:
+//
+//	ca := transporttest.NewCA(t)
+//	cfg := ca.MemberTLS(t, "127.0.0.1")  // Certificates + RootCAs + ClientCAs
+//	other := transporttest.NewCA(t)      // a foreign CA, for refusal tests
+package transporttest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"testing"
+	"time"
+)
+
+// CA is an in-memory cluster certificate authority.
+type CA struct {
+	Cert *x509.Certificate
+	Key  *ecdsa.PrivateKey
+	// Pool holds just Cert, for RootCAs and ClientCAs.
+	Pool *x509.CertPool
+}
+
+// NewCA makes a fresh self-signed ECDSA P-256 CA valid for a day. It
+// fails tb on error.
+func NewCA(tb testing.TB) *CA {
+	tb.Helper()
+	ca, err := NewCAErr()
+	if err != nil {
+		tb.Fatalf("transporttest: %v", err)
+	}
+	return ca
+}
+
+// NewCAErr is NewCA for code without a testing.TB (benchmark commands).
+func NewCAErr() (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "tlsring test cluster CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &CA{Cert: cert, Key: key, Pool: pool}, nil
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	return n
+}
+
+// MemberCert issues a member certificate for hosts (IP addresses become
+// IP SANs, anything else DNS SANs; none means "127.0.0.1"), with both
+// server and client key usage. It fails tb on error.
+func (ca *CA) MemberCert(tb testing.TB, hosts ...string) tls.Certificate {
+	tb.Helper()
+	c, err := ca.MemberCertErr(hosts...)
+	if err != nil {
+		tb.Fatalf("transporttest: %v", err)
+	}
+	return c
+}
+
+// MemberCertErr is MemberCert for code without a testing.TB.
+func (ca *CA) MemberCertErr(hosts ...string) (tls.Certificate, error) {
+	if len(hosts) == 0 {
+		hosts = []string{"127.0.0.1"}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: "tlsring member " + hosts[0]},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// MemberTLS returns a member's TLS configuration: a fresh certificate for
+// hosts (see MemberCert) and this CA in RootCAs and ClientCAs. It fails
+// tb on error.
+func (ca *CA) MemberTLS(tb testing.TB, hosts ...string) *tls.Config {
+	tb.Helper()
+	return ca.TLSFor(ca.MemberCert(tb, hosts...))
+}
+
+// MemberTLSErr is MemberTLS for code without a testing.TB.
+func (ca *CA) MemberTLSErr(hosts ...string) (*tls.Config, error) {
+	c, err := ca.MemberCertErr(hosts...)
+	if err != nil {
+		return nil, err
+	}
+	return ca.TLSFor(c), nil
+}
+
+// TLSFor returns a TLS configuration presenting cert and trusting this CA
+// on both sides. Pair a certificate of one CA with another CA's TLSFor to
+// build a member that trusts the cluster but is not trusted by it.
+func (ca *CA) TLSFor(cert tls.Certificate) *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      ca.Pool,
+		ClientCAs:    ca.Pool,
+		MinVersion:   tls.VersionTLS13,
+	}
+}
