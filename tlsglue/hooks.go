@@ -1,0 +1,184 @@
+// hooks.go: the WrapSession, UnwrapSession and VerifyConnection hooks, and
+// the per-handshake state behind UnwrapSession.
+
+package tlsglue
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"time"
+)
+
+// hooks is what Install sets on one Config.
+type hooks struct {
+	g          *Glue
+	prevUnwrap func([]byte, tls.ConnectionState) (*tls.SessionState, error)
+	prevVerify func(tls.ConnectionState) error
+	now        func() time.Time
+}
+
+// wrap is Config.WrapSession: it binds the session, draws a handle, queues
+// the write and returns the handle at once.
+func (h *hooks) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
+	o := &h.g.opts
+	ss.Extra = append(ss.Extra, bindingEntry(cs.ServerName, cs.NegotiatedProtocol, o.Label))
+	state, err := ss.Bytes()
+	if err != nil {
+		return nil, err
+	}
+	hd := newHandle()
+	ttl := o.Lifetime
+	if t, ok := createdAt(state); ok {
+		// A TLS 1.2 session re-issued on resumption keeps its creation time.
+		ttl -= h.now().Sub(t)
+	}
+	if ttl < time.Second {
+		h.g.m.write(wrExpired)
+		clear(state)
+	} else {
+		h.g.w.enqueue(writeJob{h: hd, state: state, ttl: ttl})
+	}
+	return append([]byte(nil), hd[:]...), nil
+}
+
+// unwrapShared is Config.UnwrapSession on the installed Config itself, used
+// when no per-handshake clone exists (NoHandshakeContext, or a handshake that
+// bypassed GetConfigForClient).
+func (h *hooks) unwrapShared(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
+	return h.unwrap(nil, identity, cs)
+}
+
+// unwrap is Config.UnwrapSession. It never returns an error for a session it
+// cannot use: every failure is (nil, nil), a full handshake, counted.
+func (h *hooks) unwrap(hs *handshake, identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
+	if len(identity) == 0 {
+		return nil, nil // TLS 1.2 ClientHello without a ticket: nothing to look up
+	}
+	hd, ok := parseHandle(identity)
+	if !ok {
+		if h.prevUnwrap != nil {
+			return h.prevUnwrap(identity, cs)
+		}
+		h.g.m.lookup(lrMalformed)
+		return nil, nil
+	}
+	if hs != nil {
+		if ss, seen := hs.recall(&hd); seen {
+			return ss, nil
+		}
+	}
+	ss, r := h.lookup(hs, &hd, cs)
+	h.g.m.lookup(r)
+	if hs != nil {
+		hs.remember(&hd, ss)
+	}
+	return ss, nil
+}
+
+// lookup fetches, opens, parses and checks the session behind hd.
+func (h *hooks) lookup(hs *handshake, hd *handle, cs tls.ConnectionState) (*tls.SessionState, lookupResult) {
+	g := h.g
+	storeKey, aeadKey := hd.keys()
+	parent := context.Background()
+	if hs != nil {
+		parent = hs.ctx
+	}
+	ctx, cancel := context.WithTimeout(parent, g.opts.Deadline)
+	start := time.Now()
+	var value []byte
+	var err error
+	if g.opts.SingleUse {
+		value, err = g.store.Take(ctx, storeKey[:])
+	} else {
+		value, err = g.store.Get(ctx, storeKey[:])
+	}
+	g.m.observe(time.Since(start))
+	ctxErr := ctx.Err()
+	cancel()
+	if err != nil || value == nil {
+		switch {
+		case err == nil || isNotFound(err):
+			return nil, lrMiss
+		case ctxErr != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+			return nil, lrTimeout
+		default:
+			g.opts.Logger.Debug("tlsglue: session lookup failed", "err", err)
+			return nil, lrError
+		}
+	}
+	state, err := open(&storeKey, &aeadKey, value)
+	clear(aeadKey[:])
+	if err != nil {
+		return nil, lrCorrupt
+	}
+	ss, err := tls.ParseSessionState(state)
+	if err != nil {
+		return nil, lrCorrupt
+	}
+	switch checkBinding(ss.Extra, cs.ServerName, cs.NegotiatedProtocol, g.opts.Label) {
+	case bindingMismatch:
+		return nil, lrMismatch
+	case bindingMissing:
+		return nil, lrCorrupt
+	}
+	if t, ok := createdAt(state); ok && h.now().Sub(t) > g.opts.Lifetime {
+		return nil, lrMiss // outlived Lifetime; the store's TTL just has not caught up
+	}
+	return ss, lrHit
+}
+
+// verify is Config.VerifyConnection: crypto/tls calls it once per server
+// handshake, full or resumed, after the resumption decision.
+func (h *hooks) verify(cs tls.ConnectionState) error {
+	if h.prevVerify != nil {
+		if err := h.prevVerify(cs); err != nil {
+			return err
+		}
+	}
+	if cs.DidResume {
+		h.g.m.resumed.Inc()
+	} else {
+		h.g.m.full.Inc()
+	}
+	return nil
+}
+
+// maxRemembered is how many distinct handles one handshake remembers;
+// crypto/tls unwraps at most 5 PSK identities per ClientHello.
+const maxRemembered = 5
+
+// handshake is the per-handshake state of a Config cloned by
+// GetConfigForClient: the handshake's context, and the lookups already made,
+// so that a handle unwrapped twice in one handshake is looked up once (and,
+// with SingleUse, the second unwrap still gets the session the first took).
+type handshake struct {
+	h    *hooks
+	ctx  context.Context
+	n    int
+	seen [maxRemembered]struct {
+		hd handle
+		ss *tls.SessionState
+	}
+}
+
+// unwrap is the clone's Config.UnwrapSession.
+func (hs *handshake) unwrap(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
+	return hs.h.unwrap(hs, identity, cs)
+}
+
+func (hs *handshake) recall(hd *handle) (*tls.SessionState, bool) {
+	for i := range hs.n {
+		if hs.seen[i].hd == *hd {
+			return hs.seen[i].ss, true
+		}
+	}
+	return nil, false
+}
+
+func (hs *handshake) remember(hd *handle, ss *tls.SessionState) {
+	if hs.n < len(hs.seen) {
+		hs.seen[hs.n].hd, hs.seen[hs.n].ss = *hd, ss
+		hs.n++
+	}
+}

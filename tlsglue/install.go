@@ -1,0 +1,128 @@
+// install.go: Glue, its lifecycle, and Install, which plugs a Glue into a
+// *tls.Config.
+
+package tlsglue
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"time"
+)
+
+// Glue connects tls.Configs to a Store: it owns the options, the metrics and
+// the write queue shared by every Config it is installed on.
+type Glue struct {
+	store Store
+	opts  Options
+	m     *Metrics
+	w     *writer
+}
+
+// New validates opts and returns a Glue writing to s. Its write workers start
+// on demand and exit when idle, so a Glue that is never closed leaks no
+// goroutines; Close or Shutdown release it deterministically.
+func New(s Store, opts Options) (*Glue, error) {
+	if s == nil {
+		return nil, errors.New("tlsglue: nil Store")
+	}
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Glue{store: s, opts: o, m: o.Metrics, w: newWriter(s, o)}, nil
+}
+
+// Install makes cfg resume sessions through s, cluster-wide: it is
+// New(s, opts) followed by Glue.Install(cfg). See Glue.Install for how it
+// composes with hooks already set on cfg.
+func Install(cfg *tls.Config, s Store, opts Options) error {
+	if cfg == nil {
+		return errors.New("tlsglue: nil *tls.Config")
+	}
+	g, err := New(s, opts)
+	if err != nil {
+		return err
+	}
+	return g.Install(cfg)
+}
+
+// Install sets cfg's WrapSession, UnwrapSession and VerifyConnection, and,
+// unless Options.NoHandshakeContext, GetConfigForClient. Call it once per
+// Config, after every other change to it and before serving with it; one
+// Glue may be installed on several Configs.
+//
+// Composition with what cfg already has:
+//   - WrapSession: replaced; tlsglue issues every ticket. Layers that add
+//     their own SessionState.Extra (quic-go's http3 does) must wrap the
+//     hooks after Install, which is what they do when given the Config.
+//   - UnwrapSession: kept as the fallback for identities that are not
+//     tlsglue handles, e.g. tickets issued before a rollout; without one,
+//     such identities are a full handshake counted as "malformed".
+//   - VerifyConnection: called first; if it accepts the connection, tlsglue
+//     counts the handshake as full or resumed.
+//   - GetConfigForClient: called first; a Config it returns is used as it
+//     is (Install on that Config too if it should resume through the store).
+//     When it returns nil, tlsglue returns a per-handshake clone of cfg whose
+//     UnwrapSession knows the handshake's context. Because the clone is made
+//     from cfg, a copy of cfg made after Install (cfg.Clone()) still serves
+//     cfg's settings; quic-go and http3 re-apply theirs to the returned
+//     Config, as crypto/tls's GetConfigForClient contract requires.
+func (g *Glue) Install(cfg *tls.Config) error {
+	if cfg == nil {
+		return errors.New("tlsglue: nil *tls.Config")
+	}
+	if cfg.SessionTicketsDisabled {
+		return errors.New("tlsglue: cfg.SessionTicketsDisabled is set; nothing would resume")
+	}
+	now := cfg.Time
+	if now == nil {
+		now = time.Now
+	}
+	h := &hooks{g: g, prevUnwrap: cfg.UnwrapSession, prevVerify: cfg.VerifyConnection, now: now}
+	cfg.WrapSession = h.wrap
+	cfg.UnwrapSession = h.unwrapShared
+	cfg.VerifyConnection = h.verify
+	if !g.opts.NoHandshakeContext {
+		prev := cfg.GetConfigForClient
+		cfg.GetConfigForClient = func(chi *tls.ClientHelloInfo) (*tls.Config, error) {
+			if prev != nil {
+				if c, err := prev(chi); err != nil || c != nil {
+					return c, err
+				}
+			}
+			hs := &handshake{h: h, ctx: chi.Context()}
+			c := cfg.Clone()
+			c.GetConfigForClient = nil
+			c.UnwrapSession = hs.unwrap
+			return c, nil
+		}
+	}
+	return nil
+}
+
+// Metrics returns the Glue's collectors (Options.Metrics, or the private
+// ones made when it was nil).
+func (g *Glue) Metrics() *Metrics { return g.m }
+
+// Flush waits until every session write queued so far has been attempted, or
+// until ctx is done. Useful in tests and before handing a client to another
+// server in a demo; handshakes never need it.
+func (g *Glue) Flush(ctx context.Context) error { return g.w.flush(ctx) }
+
+// Shutdown stops accepting writes (later sessions are dropped and counted),
+// waits for queued writes until ctx is done, then closes.
+func (g *Glue) Shutdown(ctx context.Context) error {
+	g.w.closed.Store(true)
+	err := g.w.flush(ctx)
+	g.w.close()
+	return err
+}
+
+// Close stops accepting writes, cancels writes in progress, drops queued
+// ones and waits for the workers to exit. Handshakes keep working after
+// Close: lookups still run, new sessions are just not stored.
+func (g *Glue) Close() error {
+	g.w.close()
+	return nil
+}
