@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -214,8 +215,16 @@ func (p *Peer) Delete(ctx context.Context, key []byte) error {
 }
 
 // all sends req to every copy of its key in parallel and waits for all.
+// Writes skip members marked down (unless every copy is), so a dead member
+// does not hold each write for a whole deadline; the probe brings it back.
 func (p *Peer) all(ctx context.Context, req *transport.Request) error {
 	targets := p.targets(req.Key)
+	if req.Op == transport.OpSet {
+		up := slices.DeleteFunc(slices.Clone(targets), p.health.isDown)
+		if len(up) > 0 {
+			targets = up
+		}
+	}
 	errs := make(chan error, len(targets))
 	for _, m := range targets[1:] {
 		go func() { errs <- respErr(p.call(ctx, m, req)) }()

@@ -287,6 +287,14 @@ func TestSilentOwnerHedged(t *testing.T) {
 		}
 	}
 	waitFor(t, func() bool { return reader.health.isDown(silent) }, "the silent member to be marked down")
+	// Writes skip a member marked down instead of waiting out the deadline.
+	start := time.Now()
+	if err := reader.Set(ctx, keys[0], []byte("w"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Fatalf("Set took %v with the silent member marked down", took)
+	}
 	// Recovery: once it answers again, the probe marks it up.
 	c.net.SetFault(silent, transport.Healthy)
 	waitFor(t, func() bool { return !reader.health.isDown(silent) }, "the probe to mark the member up")
