@@ -25,16 +25,18 @@ type mapStore struct {
 	mu    sync.Mutex
 	m     map[string][]byte
 	calls atomic.Int64
-	// block, if set, is called first; handlers use it to stall.
-	block func(ctx context.Context, req *Request)
+	// block, if set, is called first; tests use it to stall or panic.
+	block atomic.Pointer[func(ctx context.Context, req *Request)]
 }
 
 func newMapStore() *mapStore { return &mapStore{m: make(map[string][]byte)} }
 
+func (s *mapStore) setBlock(f func(ctx context.Context, req *Request)) { s.block.Store(&f) }
+
 func (s *mapStore) ServeMember(ctx context.Context, req *Request) *Response {
 	s.calls.Add(1)
-	if s.block != nil {
-		s.block(ctx, req)
+	if b := s.block.Load(); b != nil {
+		(*b)(ctx, req)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -97,7 +99,7 @@ func startMember(t testing.TB, ca *transporttest.CA, edit func(*QUICConfig)) *me
 	if edit != nil {
 		edit(&cfg)
 	}
-	tr, err := ListenQUIC(cfg, m.store)
+	tr, err := NewQUIC(cfg, m.store)
 	if err != nil {
 		t.Fatal(err)
 	}

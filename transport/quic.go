@@ -136,8 +136,19 @@ type QUIC struct {
 
 var _ Transport = (*QUIC)(nil)
 
-// ListenQUIC listens on cfg.Addr and serves incoming requests with h.
-func ListenQUIC(cfg QUICConfig, h Handler) (*QUIC, error) {
+// ListenQUIC listens on cfg.Addr and serves incoming requests with h. The
+// Transport it returns is a *QUIC; NewQUIC returns it as such.
+func ListenQUIC(cfg QUICConfig, h Handler) (Transport, error) {
+	t, err := NewQUIC(cfg, h)
+	if err != nil {
+		return nil, err // a nil interface, not a nil *QUIC in one
+	}
+	return t, nil
+}
+
+// NewQUIC is ListenQUIC returning the concrete type, for callers that
+// want Addr (the real address after listening on port 0).
+func NewQUIC(cfg QUICConfig, h Handler) (*QUIC, error) {
 	if h == nil {
 		return nil, errors.New("transport: ListenQUIC needs a handler")
 	}

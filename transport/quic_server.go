@@ -162,6 +162,9 @@ func (s *serverStream) serve(f *requestFrame, derr error) {
 			resp = &Response{Status: StatusBadRequest, Message: err.Error()}
 		} else {
 			resp = s.t.handle(f)
+			if resp == nil {
+				return // the caller's deadline passed: it has given up
+			}
 		}
 	}
 	s.t.metrics.served(f.req.Op, resp.Status)
@@ -172,14 +175,14 @@ func (s *serverStream) serve(f *requestFrame, derr error) {
 }
 
 // handle runs the handler under the caller's deadline, and turns what it
-// returns into something the wire can carry.
+// returns into something the wire can carry. It returns nil, skipping the
+// work or the answer, once the deadline has passed: the caller gave up,
+// its reply would be discarded.
 func (t *QUIC) handle(f *requestFrame) (resp *Response) {
 	ctx := t.ctx
 	if f.deadline > 0 {
 		if time.Now().After(f.expires) {
-			// Waited for a free slot past the caller's deadline: the
-			// caller has given up, skip the work.
-			return &Response{Status: StatusError, Message: "deadline passed before serving"}
+			return nil // waited for a free slot past the deadline
 		}
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, f.expires)
@@ -192,6 +195,9 @@ func (t *QUIC) handle(f *requestFrame) (resp *Response) {
 		}
 	}()
 	resp = t.h.ServeMember(ctx, &f.req)
+	if f.deadline > 0 && time.Now().After(f.expires) {
+		return nil
+	}
 	switch {
 	case resp == nil:
 		return &Response{Status: StatusError, Message: "handler returned no response"}
