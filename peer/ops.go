@@ -71,7 +71,7 @@ func (p *Peer) begin() error {
 // Get returns the value stored under key. It asks the key's owner and, if
 // the owner misses, fails or has not answered within Config.HedgeAfter,
 // its replica; the first value found wins. It returns ErrNotFound when no
-// copy has the key, and an error when no copy answered.
+// copy that answered has the key, and an error when no copy answered.
 func (p *Peer) Get(ctx context.Context, key []byte) ([]byte, error) {
 	if err := p.begin(); err != nil {
 		return nil, err
@@ -93,18 +93,23 @@ type result struct {
 func (p *Peer) get(ctx context.Context, key []byte) ([]byte, error) {
 	req := &transport.Request{Op: transport.OpGet, Key: key}
 	targets := p.targets(key)
+	missed := false // some copy answered that it does not have the key
 	if targets[0] == p.self {
 		if v, _, ok := p.store.Get(key); ok {
 			return v, nil
 		}
 		targets = targets[1:]
+		missed = true
 	}
 	switch len(targets) {
 	case 0:
 		return nil, ErrNotFound
 	case 1: // nothing to hedge to: ask inline
-		resp, err := p.call(ctx, targets[0], req)
-		return getResult(resp, err)
+		v, err := getResult(p.call(ctx, targets[0], req))
+		if err != nil && missed {
+			err = ErrNotFound
+		}
+		return v, err
 	}
 	// Calls that lose the race are not cancelled when Get returns: they run
 	// to the caller's deadline, so a member that never answers is seen
@@ -142,7 +147,9 @@ func (p *Peer) get(ctx context.Context, key []byte) ([]byte, error) {
 			if err == nil {
 				return v, nil
 			}
-			if !errors.Is(err, ErrNotFound) {
+			if errors.Is(err, ErrNotFound) {
+				missed = true
+			} else {
 				lastErr = err
 			}
 		case <-hedge.C:
@@ -157,10 +164,12 @@ func (p *Peer) get(ctx context.Context, key []byte) ([]byte, error) {
 			pending++
 		}
 	}
-	if lastErr != nil {
-		return nil, lastErr
+	if missed || lastErr == nil {
+		// A miss on a copy that answered is a miss; the unreachable copy's
+		// failure is recorded in its call metrics and health.
+		return nil, ErrNotFound
 	}
-	return nil, ErrNotFound
+	return nil, lastErr
 }
 
 func getResult(resp *transport.Response, err error) ([]byte, error) {
