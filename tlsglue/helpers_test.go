@@ -1,0 +1,448 @@
+// helpers_test.go: test fixtures: a CA and server certificates, in-memory
+// stores (healthy, slow, silent, failing), TLS servers on loopback, clients.
+
+package tlsglue
+
+import (
+	"bufio"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	writerIdle = 50 * time.Millisecond
+	goleak.VerifyTestMain(m)
+}
+
+// testSNI is the name every test server answers to (and the Go clients'
+// session cache key, so one cache entry walks across servers).
+const testSNI = "tlsring.test"
+
+// testPKI is a CA and the means to sign server certificates with it.
+type testPKI struct {
+	caCert *x509.Certificate
+	caKey  crypto.Signer
+	pool   *x509.CertPool
+	caPEM  []byte
+}
+
+var (
+	pkiOnce sync.Once
+	pki     *testPKI
+)
+
+// getPKI returns the package's test CA, made once.
+func getPKI(t testing.TB) *testPKI {
+	t.Helper()
+	pkiOnce.Do(func() {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			panic(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber:          big.NewInt(1),
+			Subject:               pkix.Name{CommonName: "tlsglue test CA"},
+			NotBefore:             time.Now().Add(-time.Hour),
+			NotAfter:              time.Now().Add(24 * time.Hour),
+			IsCA:                  true,
+			BasicConstraintsValid: true,
+			KeyUsage:              x509.KeyUsageCertSign,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		if err != nil {
+			panic(err)
+		}
+		cert, _ := x509.ParseCertificate(der)
+		pool := x509.NewCertPool()
+		pool.AddCert(cert)
+		pki = &testPKI{caCert: cert, caKey: key, pool: pool,
+			caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+	})
+	return pki
+}
+
+var serial atomic.Int64
+
+// leaf signs a server certificate for testSNI, a.example, b.example,
+// localhost and 127.0.0.1 with a fresh key of the given kind.
+func (p *testPKI) leaf(t testing.TB, rsaKey bool) tls.Certificate {
+	t.Helper()
+	var key crypto.Signer
+	var err error
+	if rsaKey {
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	} else {
+		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(100 + serial.Add(1)),
+		Subject:      pkix.Name{CommonName: testSNI},
+		DNSNames:     []string{testSNI, "a.example", "b.example", "localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, key.Public(), p.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// memStore is a map-based Store. Knobs make it slow, silent or failing.
+type memStore struct {
+	mu sync.Mutex
+	m  map[string]memEntry
+
+	gets, takes, sets atomic.Int64
+
+	// delay, when set, is waited (or ctx, whichever first) before answering
+	// a Get or Take.
+	delay atomic.Int64
+	// silent makes Get and Take wait for ctx and never answer.
+	silent atomic.Bool
+	// fail, when set, is returned by every call.
+	fail atomic.Pointer[error]
+	// blockSets makes Set wait for ctx (a store that never acknowledges).
+	blockSets atomic.Bool
+}
+
+type memEntry struct {
+	value   []byte
+	expires time.Time
+}
+
+func newMemStore() *memStore { return &memStore{m: make(map[string]memEntry)} }
+
+func (s *memStore) wait(ctx context.Context) error {
+	if s.silent.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	if d := time.Duration(s.delay.Load()); d > 0 {
+		tm := time.NewTimer(d)
+		defer tm.Stop()
+		select {
+		case <-tm.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if e := s.fail.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+func (s *memStore) Get(ctx context.Context, key []byte) ([]byte, error) {
+	s.gets.Add(1)
+	if err := s.wait(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.m[string(key)]
+	if !ok || time.Now().After(e.expires) {
+		return nil, notFoundErr{}
+	}
+	return append([]byte(nil), e.value...), nil
+}
+
+func (s *memStore) Take(ctx context.Context, key []byte) ([]byte, error) {
+	s.takes.Add(1)
+	if err := s.wait(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.m[string(key)]
+	delete(s.m, string(key))
+	if !ok || time.Now().After(e.expires) {
+		return nil, ErrNotFound
+	}
+	return e.value, nil
+}
+
+func (s *memStore) Set(ctx context.Context, key, value []byte, ttl time.Duration) error {
+	s.sets.Add(1)
+	if s.blockSets.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	if e := s.fail.Load(); e != nil {
+		return *e
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[string(key)] = memEntry{value: append([]byte(nil), value...), expires: time.Now().Add(ttl)}
+	return nil
+}
+
+func (s *memStore) Delete(ctx context.Context, key []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, string(key))
+	return nil
+}
+
+// len returns the number of stored entries.
+func (s *memStore) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m)
+}
+
+// each calls f on every entry's value (in place, under the lock).
+func (s *memStore) each(f func(key string, value []byte) []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, e := range s.m {
+		e.value = f(k, e.value)
+		s.m[k] = e
+	}
+}
+
+// notFoundErr is a miss reported the way peer.ErrNotFound does it.
+type notFoundErr struct{}
+
+func (notFoundErr) Error() string  { return "not found" }
+func (notFoundErr) NotFound() bool { return true }
+
+// server is one TLS server on loopback with its own Config, certificate,
+// Glue and Metrics.
+type server struct {
+	name string
+	addr string
+	cfg  *tls.Config
+	glue *Glue
+	m    *Metrics
+	ln   net.Listener
+	wg   sync.WaitGroup
+
+	mu    sync.Mutex
+	errs  []error
+	state []tls.ConnectionState
+}
+
+// serverOpts tunes newServers beyond Options.
+type serverOpts struct {
+	rsa       bool
+	nextProtos []string
+	// configure runs on each Config after Install (to wrap hooks, etc.).
+	configure func(i int, cfg *tls.Config)
+}
+
+// newServers starts n servers sharing store, each with its own Config and
+// certificate (signed by the test CA), and Install'd with opts. Swap the
+// store to run the same tests against real peers.
+func newServers(t testing.TB, store Store, n int, opts Options, so ...serverOpts) []*server {
+	t.Helper()
+	var sopt serverOpts
+	if len(so) > 0 {
+		sopt = so[0]
+	}
+	p := getPKI(t)
+	servers := make([]*server, n)
+	for i := range servers {
+		s := &server{name: string(rune('A' + i))}
+		o := opts
+		s.m = NewMetrics(nil)
+		o.Metrics = s.m
+		g, err := New(store, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.glue = g
+		s.cfg = &tls.Config{
+			Certificates: []tls.Certificate{p.leaf(t, sopt.rsa)},
+			NextProtos:   sopt.nextProtos,
+		}
+		if err := g.Install(s.cfg); err != nil {
+			t.Fatal(err)
+		}
+		if sopt.configure != nil {
+			sopt.configure(i, s.cfg)
+		}
+		s.ln, err = net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.addr = s.ln.Addr().String()
+		s.wg.Add(1)
+		go s.serve()
+		t.Cleanup(func() {
+			s.ln.Close()
+			s.wg.Wait()
+			g.Close()
+		})
+		servers[i] = s
+	}
+	return servers
+}
+
+// serve accepts connections: handshake, write "hello\n", close. Writing
+// application data makes a TLS 1.3 client (Go or openssl) read the
+// NewSessionTicket sent before it.
+func (s *server) serve() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			tc := tls.Server(c, s.cfg)
+			err := tc.Handshake()
+			if err == nil {
+				_, err = tc.Write([]byte("hello\n"))
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if err != nil {
+				s.errs = append(s.errs, err)
+			} else {
+				s.state = append(s.state, tc.ConnectionState())
+			}
+		}()
+	}
+}
+
+// flush waits until the server's session writes have landed.
+func (s *server) flush(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.glue.Flush(ctx); err != nil {
+		t.Fatalf("flush %s: %v", s.name, err)
+	}
+}
+
+// handshakeErrors returns the server-side handshake errors so far.
+func (s *server) handshakeErrors() []error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]error(nil), s.errs...)
+}
+
+// clientConfig returns a client Config trusting the test CA for version v
+// (0 = default) with its own LRU session cache.
+func clientConfig(t testing.TB, v uint16) *tls.Config {
+	return &tls.Config{
+		RootCAs:            getPKI(t).pool,
+		ServerName:         testSNI,
+		MinVersion:         v,
+		MaxVersion:         v,
+		ClientSessionCache: tls.NewLRUClientSessionCache(16),
+	}
+}
+
+// dial connects to addr, completes the handshake, reads the server's line
+// (which also processes a TLS 1.3 NewSessionTicket) and closes.
+func dial(t testing.TB, addr string, cfg *tls.Config) tls.ConnectionState {
+	t.Helper()
+	cs, err := tryDial(addr, cfg)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	return cs
+}
+
+func tryDial(addr string, cfg *tls.Config) (tls.ConnectionState, error) {
+	d := &net.Dialer{Timeout: 10 * time.Second}
+	c, err := tls.DialWithDialer(d, "tcp", addr, cfg)
+	if err != nil {
+		return tls.ConnectionState{}, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return tls.ConnectionState{}, err
+	}
+	if line != "hello\n" {
+		return tls.ConnectionState{}, errors.New("unexpected greeting " + line)
+	}
+	return c.ConnectionState(), nil
+}
+
+// fixedCache is a ClientSessionCache that offers one session for every
+// server name and keeps whatever is Put last in latest.
+type fixedCache struct {
+	mu     sync.Mutex
+	offer  *tls.ClientSessionState
+	latest *tls.ClientSessionState
+	puts   chan struct{}
+}
+
+func newFixedCache(offer *tls.ClientSessionState) *fixedCache {
+	return &fixedCache{offer: offer, puts: make(chan struct{}, 16)}
+}
+
+func (c *fixedCache) Get(string) (*tls.ClientSessionState, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.offer, c.offer != nil
+}
+
+func (c *fixedCache) Put(_ string, cs *tls.ClientSessionState) {
+	c.mu.Lock()
+	c.latest = cs
+	c.mu.Unlock()
+	select {
+	case c.puts <- struct{}{}:
+	default:
+	}
+}
+
+// session runs one handshake with a fresh client against s and returns the
+// session it received (waiting for it to land in the store).
+func session(t testing.TB, s *server, v uint16, sni string) *tls.ClientSessionState {
+	t.Helper()
+	fc := newFixedCache(nil)
+	cfg := clientConfig(t, v)
+	cfg.ServerName = sni
+	cfg.ClientSessionCache = fc
+	dial(t, s.addr, cfg)
+	s.flush(t)
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if fc.latest == nil {
+		t.Fatal("no session received")
+	}
+	return fc.latest
+}
+
+// tempFile returns a path in the test's temp dir.
+func tempFile(t testing.TB, name string) string {
+	return filepath.Join(t.TempDir(), name)
+}
+
+var _ = os.WriteFile
