@@ -18,8 +18,6 @@ import (
 	"errors"
 	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -252,8 +250,9 @@ type server struct {
 type serverOpts struct {
 	rsa       bool
 	nextProtos []string
-	// configure runs on each Config after Install (to wrap hooks, etc.).
-	configure func(i int, cfg *tls.Config)
+	// configure runs on each Config after Install (to wrap hooks, etc.) and
+	// returns the Config to serve with.
+	configure func(i int, cfg *tls.Config) *tls.Config
 }
 
 // newServers starts n servers sharing store, each with its own Config and
@@ -285,7 +284,7 @@ func newServers(t testing.TB, store Store, n int, opts Options, so ...serverOpts
 			t.Fatal(err)
 		}
 		if sopt.configure != nil {
-			sopt.configure(i, s.cfg)
+			s.cfg = sopt.configure(i, s.cfg)
 		}
 		s.ln, err = net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -439,10 +438,3 @@ func session(t testing.TB, s *server, v uint16, sni string) *tls.ClientSessionSt
 	}
 	return fc.latest
 }
-
-// tempFile returns a path in the test's temp dir.
-func tempFile(t testing.TB, name string) string {
-	return filepath.Join(t.TempDir(), name)
-}
-
-var _ = os.WriteFile

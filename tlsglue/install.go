@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"reflect"
 	"time"
 )
 
@@ -67,7 +68,10 @@ func Install(cfg *tls.Config, s Store, opts Options) error {
 //     UnwrapSession knows the handshake's context. Because the clone is made
 //     from cfg, a copy of cfg made after Install (cfg.Clone()) still serves
 //     cfg's settings; quic-go and http3 re-apply theirs to the returned
-//     Config, as crypto/tls's GetConfigForClient contract requires.
+//     Config, as crypto/tls's GetConfigForClient contract requires. If
+//     cfg.UnwrapSession was wrapped after Install by a layer that does not
+//     do so, the clone keeps that wrapper and lookups fall back to
+//     Options.Deadline alone, so no wrapper is ever bypassed.
 func (g *Glue) Install(cfg *tls.Config) error {
 	if cfg == nil {
 		return errors.New("tlsglue: nil *tls.Config")
@@ -91,10 +95,16 @@ func (g *Glue) Install(cfg *tls.Config) error {
 					return c, err
 				}
 			}
-			hs := &handshake{h: h, ctx: chi.Context()}
 			c := cfg.Clone()
 			c.GetConfigForClient = nil
-			c.UnwrapSession = hs.unwrap
+			if isShared(c.UnwrapSession) {
+				ctx := chi.Context()
+				if ctx == nil {
+					ctx = context.Background()
+				}
+				hs := &handshake{h: h, ctx: ctx}
+				c.UnwrapSession = hs.unwrap
+			}
 			return c, nil
 		}
 	}
@@ -125,4 +135,13 @@ func (g *Glue) Shutdown(ctx context.Context) error {
 func (g *Glue) Close() error {
 	g.w.close()
 	return nil
+}
+
+// sharedUnwrapPC is the code pointer of every hooks.unwrapShared method value.
+var sharedUnwrapPC = reflect.ValueOf((&hooks{}).unwrapShared).Pointer()
+
+// isShared reports whether f is still tlsglue's own UnwrapSession, not a
+// wrapper around it, so that a per-handshake clone may replace it.
+func isShared(f func([]byte, tls.ConnectionState) (*tls.SessionState, error)) bool {
+	return f != nil && reflect.ValueOf(f).Pointer() == sharedUnwrapPC
 }
