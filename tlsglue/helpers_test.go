@@ -248,7 +248,8 @@ type server struct {
 
 // serverOpts tunes newServers beyond Options.
 type serverOpts struct {
-	rsa       bool
+	rsa        bool
+	time       func() time.Time // Config.Time, set before Install
 	nextProtos []string
 	// configure runs on each Config after Install (to wrap hooks, etc.) and
 	// returns the Config to serve with.
@@ -279,6 +280,7 @@ func newServers(t testing.TB, store Store, n int, opts Options, so ...serverOpts
 		s.cfg = &tls.Config{
 			Certificates: []tls.Certificate{p.leaf(t, sopt.rsa)},
 			NextProtos:   sopt.nextProtos,
+			Time:         sopt.time,
 		}
 		if err := g.Install(s.cfg); err != nil {
 			t.Fatal(err)

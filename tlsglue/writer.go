@@ -135,11 +135,12 @@ func (w *writer) write(j writeJob) {
 	clear(aeadKey[:])
 	ctx, cancel := context.WithTimeout(w.ctx, min(w.timeout, j.ttl))
 	err := w.store.Set(ctx, storeKey[:], value, j.ttl)
+	ctxErr := ctx.Err()
 	cancel()
 	switch {
 	case err == nil:
 		w.metrics.write(wrOK)
-	case ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+	case ctxErr != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		w.metrics.write(wrTimeout)
 		w.logger.Debug("tlsglue: session write timed out", "err", err)
 	default:
