@@ -318,9 +318,9 @@ func (s *server) serve() {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer c.Close()
 			c.SetDeadline(time.Now().Add(10 * time.Second))
 			tc := tls.Server(c, s.cfg)
+			defer tc.Close() // sends close_notify (openssl wants it)
 			err := tc.Handshake()
 			if err == nil {
 				_, err = tc.Write([]byte("hello\n"))

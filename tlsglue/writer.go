@@ -110,7 +110,12 @@ func (w *writer) work() {
 	for {
 		select {
 		case j := <-w.queue:
-			w.write(j)
+			if w.ctx.Err() != nil { // closed: what is left is dropped
+				clear(j.state)
+				w.metrics.drops.Inc()
+			} else {
+				w.write(j)
+			}
 			w.metrics.pending.Dec()
 			w.done()
 			idle.Reset(writerIdle)
