@@ -227,13 +227,19 @@ func TestServerMaxConns(t *testing.T) {
 // slowBackend never answers before its context ends.
 type slowBackend struct{}
 
-func (slowBackend) Get(ctx context.Context, _ []byte) ([]byte, error) { <-ctx.Done(); return nil, ctx.Err() }
+func (slowBackend) Get(ctx context.Context, _ []byte) ([]byte, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
 func (slowBackend) Set(ctx context.Context, _, _ []byte, _ time.Duration) error {
 	<-ctx.Done()
 	return ctx.Err()
 }
-func (slowBackend) Take(ctx context.Context, _ []byte) ([]byte, error) { <-ctx.Done(); return nil, ctx.Err() }
-func (slowBackend) Delete(ctx context.Context, _ []byte) error        { <-ctx.Done(); return ctx.Err() }
+func (slowBackend) Take(ctx context.Context, _ []byte) ([]byte, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+func (slowBackend) Delete(ctx context.Context, _ []byte) error { <-ctx.Done(); return ctx.Err() }
 
 func TestServerBackendTimeout(t *testing.T) {
 	addr := serve(t, &Server{Backend: slowBackend{}, Timeout: 20 * time.Millisecond, Logger: quiet})
