@@ -1,0 +1,353 @@
+// peer.go: `tlsring peer`, a standalone ring member for production: the
+// QUIC member itself, the admin server (/metrics, /healthz), the optional
+// memcached face for non-Go TLS terminators, and a clean shutdown on
+// SIGTERM or SIGINT that hands entries off before closing.
+
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/tlsring/tlsring/cmd/internal/certgen"
+	"github.com/tlsring/tlsring/cmd/internal/memcache"
+	"github.com/tlsring/tlsring/peer"
+	"github.com/tlsring/tlsring/peer/store"
+	"github.com/tlsring/tlsring/transport"
+)
+
+// peerConfig is the parsed and checked configuration of `tlsring peer`.
+type peerConfig struct {
+	listen           string
+	members          []string
+	tls              *tls.Config
+	maxBytes         int64
+	admin            string
+	memcached        string // "" = off; "unix:/path" or host:port
+	memcachedTTL     time.Duration
+	memcachedTimeout time.Duration
+	leaveTimeout     time.Duration
+	log              *slog.Logger
+}
+
+// parsePeerFlags parses and checks the flags and environment of `tlsring
+// peer`, loading the certificates. Logs go to stderr.
+func parsePeerFlags(args []string, lookupEnv func(string) (string, bool), stdout, stderr io.Writer) (*peerConfig, error) {
+	fs := newFlagSet("peer", "", stdout, stderr)
+	listen := fs.String("listen", "", "UDP host:port to serve the peer protocol (QUIC) on; also this member's name in the ring, as other members dial it (required)")
+	members := fs.String("members", "", "comma-separated host:port of every ring member, this one included (default: -listen alone)")
+	cert := fs.String("cert", "", "PEM file with this member's certificate, valid for the host of -listen (required)")
+	key := fs.String("key", "", "PEM file with this member's private key (required)")
+	ca := fs.String("ca", "", "PEM file with the cluster CA that signs every member's certificate (required)")
+	var maxBytes byteSize
+	fs.Var(&maxBytes, "max-bytes", "`size` bound on the local store: keys, values and per-entry overhead, e.g. 256MiB (default 64MiB)")
+	admin := fs.String("admin", "", "TCP host:port for the admin HTTP server with /metrics and /healthz (default: none)")
+	memcached := fs.String("memcached", "", "serve the memcached text protocol on this TCP host:port or unix:/path, for non-Go TLS terminators (default: none)")
+	memTTL := fs.Duration("memcached-default-ttl", memcache.DefaultTTL, "lifetime of values set through the memcached face with exptime 0")
+	memTimeout := fs.Duration("memcached-timeout", memcache.DefaultTimeout, "bound on the ring operations of one memcached command")
+	leaveTimeout := fs.Duration("leave-timeout", 10*time.Second, "on SIGTERM or SIGINT, how long to spend handing entries to the remaining members before closing")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: tlsring peer -listen host:port -members a,b,c -cert FILE -key FILE -ca FILE [flags]
+
+Runs one member of a tlsring cluster: it keeps its share of the cluster's
+sessions (each on its owner and the owner's ring successor), serves other
+members over QUIC with mutual TLS (certificates from the cluster CA, see
+'tlsring certs'), serves /metrics and /healthz on -admin, and, with
+-memcached, the memcached text protocol (get, gets, set, delete, version,
+quit; flags must be 0) for TLS terminators such as Apache's
+mod_socache_memcache. SIGTERM or SIGINT hands its entries to the remaining
+members (within -leave-timeout) and exits; a second signal exits at once.
+
+%s
+
+Flags:
+`, envHelp(fs))
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return nil, err
+	}
+	if err := applyEnv(fs, lookupEnv); err != nil {
+		return nil, err
+	}
+	log, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &peerConfig{
+		listen: *listen, maxBytes: int64(maxBytes), admin: *admin, memcached: *memcached,
+		memcachedTTL: *memTTL, memcachedTimeout: *memTimeout, leaveTimeout: *leaveTimeout, log: log,
+	}
+	if cfg.listen == "" {
+		return nil, usagef("-listen is required (host:port; or set %s)", envName("listen"))
+	}
+	if err := checkMemberAddr(cfg.listen); err != nil {
+		return nil, usagef("-listen %q: %v", cfg.listen, err)
+	}
+	cfg.members = splitList(*members)
+	if len(cfg.members) == 0 {
+		cfg.members = []string{cfg.listen}
+	}
+	found := false
+	for _, m := range cfg.members {
+		if err := checkMemberAddr(m); err != nil {
+			return nil, usagef("-members: %q: %v", m, err)
+		}
+		found = found || m == cfg.listen
+	}
+	if !found {
+		return nil, usagef("-members %s does not include -listen %s (list every member, this one included, spelled as in its -listen)", strings.Join(cfg.members, ","), cfg.listen)
+	}
+	switch {
+	case *cert == "":
+		return nil, usagef("-cert is required (this member's certificate; 'tlsring certs' makes one)")
+	case *key == "":
+		return nil, usagef("-key is required (this member's private key)")
+	case *ca == "":
+		return nil, usagef("-ca is required (the cluster CA certificate)")
+	case cfg.memcachedTTL <= 0 || cfg.memcachedTTL > peer.MaxTTL:
+		return nil, usagef("-memcached-default-ttl %v: want a duration between 1s and %v", cfg.memcachedTTL, peer.MaxTTL)
+	case cfg.memcachedTimeout <= 0:
+		return nil, usagef("-memcached-timeout %v: want a positive duration", cfg.memcachedTimeout)
+	case cfg.leaveTimeout < 0:
+		return nil, usagef("-leave-timeout %v: want a duration of 0 or more", cfg.leaveTimeout)
+	}
+	if cfg.memcached != "" && !strings.HasPrefix(cfg.memcached, "unix:") {
+		if _, _, err := net.SplitHostPort(cfg.memcached); err != nil {
+			return nil, usagef("-memcached %q: want host:port or unix:/path", cfg.memcached)
+		}
+	}
+	if cfg.tls, err = loadMemberTLS(*cert, *key, *ca, cfg.listen); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// checkMemberAddr checks that a member address is host:port with a port
+// other than 0 (the address is the member's name: it must be dialable).
+func checkMemberAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		return errors.New("want host:port with a host other members can dial")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		return errors.New("want a port between 1 and 65535")
+	}
+	return nil
+}
+
+// loadMemberTLS reads the member's certificate, key and cluster CA, and
+// checks that the certificate is signed by the CA and valid for the host
+// of listen (other members verify both).
+func loadMemberTLS(certFile, keyFile, caFile, listen string) (*tls.Config, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("-cert %s: %w", certFile, err)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("-key %s: %w", keyFile, err)
+	}
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("-ca %s: %w", caFile, err)
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("-cert %s, -key %s: %w", certFile, keyFile, err)
+	}
+	pool, err := certgen.ParsePool(caPEM)
+	if err != nil {
+		return nil, fmt.Errorf("-ca %s: %w", caFile, err)
+	}
+	leaf := pair.Leaf
+	if leaf == nil {
+		if leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("-cert %s: %w", certFile, err)
+		}
+	}
+	inter := x509.NewCertPool()
+	for _, der := range pair.Certificate[1:] {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			inter.AddCert(c)
+		}
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return nil, fmt.Errorf("-cert %s is not signed by -ca %s: %w", certFile, caFile, err)
+	}
+	host, _, _ := net.SplitHostPort(listen)
+	if err := leaf.VerifyHostname(host); err != nil {
+		return nil, fmt.Errorf("-cert %s is not valid for %s, the host of -listen, which other members verify: %w", certFile, host, err)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{pair},
+		RootCAs:      pool,
+		ClientCAs:    pool,
+		MinVersion:   tls.VersionTLS13,
+	}, nil
+}
+
+func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parsePeerFlags(args, os.LookupEnv, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return servePeer(ctx, cfg, stop, nil)
+}
+
+// servePeer runs the member until ctx is done, then drains and closes it.
+// stopSignals restores the default signal handling once draining starts,
+// so a second signal ends the process. ready, if not nil, receives the
+// admin address ("" without one) once everything serves.
+func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready func(admin, memcached string)) (err error) {
+	log := cfg.log
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	trMetrics, err := transport.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	p, err := peer.New(peer.Config{
+		Self:       cfg.listen,
+		Members:    cfg.members,
+		TLS:        cfg.tls,
+		MaxBytes:   cfg.maxBytes,
+		Logger:     log,
+		Registerer: reg,
+		Listen: func(self string, h transport.Handler) (transport.Transport, error) {
+			return transport.ListenQUIC(transport.QUICConfig{Addr: self, TLS: cfg.tls, Logger: log, Metrics: trMetrics}, h)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	peerClosed := false
+	defer func() {
+		if !peerClosed {
+			p.Close()
+		}
+	}()
+
+	var admin *adminServer
+	if cfg.admin != "" {
+		if admin, err = startAdmin(cfg.admin, reg, log); err != nil {
+			return fmt.Errorf("-admin %s: %w", cfg.admin, err)
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			admin.shutdown(sctx)
+		}()
+	}
+
+	var mc *memcache.Server
+	mcDone := make(chan error, 1)
+	mcAddr := ""
+	if cfg.memcached != "" {
+		l, err := listenMemcached(cfg.memcached)
+		if err != nil {
+			return fmt.Errorf("-memcached %s: %w", cfg.memcached, err)
+		}
+		mcAddr = l.Addr().String()
+		mcMetrics := memcache.NewMetrics()
+		reg.MustRegister(mcMetrics)
+		mc = &memcache.Server{
+			Backend:    p,
+			DefaultTTL: cfg.memcachedTTL,
+			MaxTTL:     peer.MaxTTL,
+			// The ring bounds values at peer.MaxValueSize.
+			MaxValueSize: peer.MaxValueSize,
+			Timeout:      cfg.memcachedTimeout,
+			Version:      "tlsring",
+			Logger:       log,
+			Metrics:      mcMetrics,
+		}
+		go func() { mcDone <- mc.Serve(l) }()
+		defer mc.Close()
+	}
+
+	adminAddr := ""
+	if admin != nil {
+		adminAddr = admin.Addr()
+	}
+	maxBytes := cfg.maxBytes
+	if maxBytes == 0 {
+		maxBytes = store.DefaultMaxBytes
+	}
+	log.Info("tlsring peer serving", "listen", cfg.listen, "members", cfg.members, "max_bytes", maxBytes,
+		"admin", adminAddr, "memcached", mcAddr)
+	if ready != nil {
+		ready(adminAddr, mcAddr)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-mcDone:
+		if err != nil && !errors.Is(err, memcache.ErrServerClosed) {
+			return fmt.Errorf("memcached face: %w", err)
+		}
+	}
+	if stopSignals != nil {
+		stopSignals()
+	}
+	log.Info("shutting down: handing entries off", "timeout", cfg.leaveTimeout)
+	if admin != nil {
+		admin.setDraining("draining")
+	}
+	if mc != nil {
+		mc.Close()
+	}
+	lctx, cancel := context.WithTimeout(context.Background(), cfg.leaveTimeout)
+	leaveErr := p.Leave(lctx)
+	cancel()
+	if leaveErr != nil {
+		log.Warn("hand-off incomplete", "err", leaveErr)
+	}
+	peerClosed = true
+	if err := p.Close(); err != nil {
+		log.Warn("closing the member", "err", err)
+	}
+	log.Info("tlsring peer stopped")
+	return nil
+}
+
+// listenMemcached listens on "unix:/path" or a TCP host:port. A stale
+// Unix socket file left by a crash is removed first.
+func listenMemcached(addr string) (net.Listener, error) {
+	path, ok := strings.CutPrefix(addr, "unix:")
+	if !ok {
+		return net.Listen("tcp", addr)
+	}
+	if st, err := os.Lstat(path); err == nil && st.Mode()&os.ModeSocket != 0 {
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s is in use by another process", path)
+		}
+		os.Remove(path)
+	}
+	return net.Listen("unix", path)
+}
