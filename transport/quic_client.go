@@ -134,6 +134,14 @@ func (cc *clientConn) abandon(id uint64, c *call, err error) error {
 }
 
 func (cc *clientConn) unreachable() error {
+	if errors.Is(cc.deadErr, ErrClosed) {
+		return ErrClosed
+	}
+	select {
+	case <-cc.p.t.done:
+		return ErrClosed
+	default:
+	}
 	return fmt.Errorf("%w: %s: %v", ErrUnreachable, cc.p.addr, cc.deadErr)
 }
 
