@@ -294,16 +294,16 @@ func (d *decoder) ttl(what string) time.Duration {
 	return time.Duration(v)
 }
 
-func (d *decoder) key(what string, min int) []byte {
-	n := int(d.u8(what + " length"))
+func (d *decoder) key(what, lenWhat string, min int) []byte {
+	n := int(d.u8(lenWhat))
 	if d.err == nil && n < min {
 		d.fail("empty %s", what)
 	}
 	return d.bytes(n, what)
 }
 
-func (d *decoder) value(what string) []byte {
-	n := d.u32(what + " length")
+func (d *decoder) value(what, lenWhat string) []byte {
+	n := d.u32(lenWhat)
 	if d.err == nil && n > MaxValueSize {
 		d.fail("%s of %d bytes, limit %d", what, n, MaxValueSize)
 		return nil
@@ -342,8 +342,8 @@ func decodeRequest(body []byte) (requestFrame, error) {
 		d.fail("unknown operation %d", uint8(f.req.Op))
 	}
 	f.req.TTL = d.ttl("ttl")
-	f.req.Key = d.key("key", 0)
-	f.req.Value = d.value("value")
+	f.req.Key = d.key("key", "key length", 0)
+	f.req.Value = d.value("value", "value length")
 	count := int(d.u16("entry count"))
 	if d.err == nil && count > MaxBatchEntries {
 		d.fail("%d entries, limit %d", count, MaxBatchEntries)
@@ -358,8 +358,8 @@ func decodeRequest(body []byte) (requestFrame, error) {
 			total := 0
 			for i := 0; i < count && d.err == nil; i++ {
 				e := &f.req.Entries[i]
-				e.Key = d.key("entry key", 1)
-				e.Value = d.value("entry value")
+				e.Key = d.key("entry key", "entry key length", 1)
+				e.Value = d.value("entry value", "entry value length")
 				e.TTL = d.ttl("entry ttl")
 				total += len(e.Key) + len(e.Value)
 			}
@@ -392,7 +392,7 @@ func decodeResponse(body []byte) (responseFrame, error) {
 	}
 	f.resp.Status = Status(d.u8("status"))
 	f.resp.TTL = d.ttl("ttl")
-	f.resp.Value = d.value("value")
+	f.resp.Value = d.value("value", "value length")
 	n := int(d.u16("message length"))
 	if d.err == nil && n > MaxMessageSize {
 		d.fail("message of %d bytes, limit %d", n, MaxMessageSize)

@@ -148,8 +148,8 @@ func requestSeeds() [][]byte {
 	}
 	seeds = append(seeds,
 		appendRequest(nil, 0, 0, &Request{Op: OpPing})[frameLenSize:],
-		[]byte{1, 0, 0, 0, 0, 0, 0, 0, 9},                // header only
-		[]byte{2, 0, 0, 0, 0, 0, 0, 0, 9, 1},             // unknown version
+		[]byte{1, 0, 0, 0, 0, 0, 0, 0, 9},                 // header only
+		[]byte{2, 0, 0, 0, 0, 0, 0, 0, 9, 1},              // unknown version
 		[]byte{1, 0, 0, 0, 0, 0, 0, 0, 9, 77, 0, 0, 0, 0}, // unknown op
 	)
 	return seeds

@@ -48,6 +48,7 @@ var (
 	flagValue     = flag.Int("value", 1024, "value size in bytes")
 	flagKeys      = flag.Int("keys", 1000, "distinct keys")
 	flagOnly      = flag.String("only", "", "run only this path: quic, tcp or memcached")
+	flagServe     = flag.Int("quic-serve", 0, "QUICConfig.MaxConcurrentRequests of the quic server (0: default; 1: serve inline)")
 	flagProfile   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 )
 
@@ -247,7 +248,7 @@ func newQUIC(keys [][]byte, value []byte) (*quicGetter, error) {
 		if err != nil {
 			return nil, err
 		}
-		return transport.NewQUIC(transport.QUICConfig{Addr: "127.0.0.1:0", TLS: tc, Logger: quiet}, h)
+		return transport.NewQUIC(transport.QUICConfig{Addr: "127.0.0.1:0", TLS: tc, Logger: quiet, MaxConcurrentRequests: *flagServe}, h)
 	}
 	srv, err := mk(newStore(keys, value))
 	if err != nil {
