@@ -17,6 +17,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -31,8 +32,10 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tlsring/tlsring/transport"
@@ -49,6 +52,7 @@ var (
 	flagKeys      = flag.Int("keys", 1000, "distinct keys")
 	flagOnly      = flag.String("only", "", "run only this path: quic, tcp or memcached")
 	flagServe     = flag.Int("quic-serve", 0, "QUICConfig.MaxConcurrentRequests of the quic server (0: default; 1: serve inline)")
+	flagMCPid     = flag.Int("memcached-pid", 0, "memcached's process ID, to add its CPU time to the memcached path's CPU per lookup")
 	flagProfile   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 )
 
@@ -62,6 +66,7 @@ type getter interface {
 type result struct {
 	p50, p99 time.Duration
 	rate     float64 // lookups per second at -conc
+	cpu      float64 // CPU microseconds per lookup at -conc, client and server
 }
 
 func main() {
@@ -108,18 +113,22 @@ func main() {
 			if err != nil {
 				log.Fatalf("%s: %v", p.name, err)
 			}
-			r, err := measure(g, keys, len(value))
+			extra := func() time.Duration { return 0 }
+			if p.name == "memcached" && *flagMCPid > 0 {
+				extra = func() time.Duration { return procCPU(*flagMCPid) }
+			}
+			r, err := measure(g, keys, len(value), extra)
 			g.close()
 			if err != nil {
 				log.Fatalf("%s: %v", p.name, err)
 			}
-			fmt.Printf("run %d %-9s p50 %7.1fus  p99 %7.1fus  %8.0f lookups/s at %d\n",
-				run+1, p.name, us(r.p50), us(r.p99), r.rate, *flagConc)
+			fmt.Printf("run %d %-9s p50 %7.1fus  p99 %7.1fus  %8.0f lookups/s at %d  %5.1f CPU-us/lookup\n",
+				run+1, p.name, us(r.p50), us(r.p99), r.rate, *flagConc, r.cpu)
 			results[p.name] = append(results[p.name], r)
 		}
 	}
 	med := map[string]result{}
-	fmt.Printf("\nmedians of %d runs\n%-9s %9s %9s %12s\n", *flagRuns, "path", "p50(us)", "p99(us)", "lookups/s")
+	fmt.Printf("\nmedians of %d runs\n%-9s %9s %9s %12s %15s\n", *flagRuns, "path", "p50(us)", "p99(us)", "lookups/s", "CPU-us/lookup")
 	for _, p := range paths {
 		rs := results[p.name]
 		if len(rs) == 0 {
@@ -129,9 +138,10 @@ func main() {
 			p50:  median(rs, func(r result) float64 { return float64(r.p50) }, func(f float64) time.Duration { return time.Duration(f) }),
 			p99:  median(rs, func(r result) float64 { return float64(r.p99) }, func(f float64) time.Duration { return time.Duration(f) }),
 			rate: median(rs, func(r result) float64 { return r.rate }, func(f float64) float64 { return f }),
+			cpu:  median(rs, func(r result) float64 { return r.cpu }, func(f float64) float64 { return f }),
 		}
 		med[p.name] = m
-		fmt.Printf("%-9s %9.1f %9.1f %12.0f\n", p.name, us(m.p50), us(m.p99), m.rate)
+		fmt.Printf("%-9s %9.1f %9.1f %12.0f %15.1f\n", p.name, us(m.p50), us(m.p99), m.rate, m.cpu)
 	}
 	q, tcp, mc := med["quic"], med["tcp"], med["memcached"]
 	fmt.Println()
@@ -142,6 +152,9 @@ func main() {
 	if q.rate > 0 && mc.rate > 0 {
 		fmt.Printf("quic rate / memcached rate    = %.2fx (target >= 1.50)\n", q.rate/mc.rate)
 		fmt.Printf("quic p50 / memcached p50      = %.2fx\n", float64(q.p50)/float64(mc.p50))
+		if mc.cpu > 0 {
+			fmt.Printf("memcached CPU / quic CPU      = %.2fx (per lookup, both ends; >1 means quic is cheaper)\n", mc.cpu/q.cpu)
+		}
 	}
 }
 
@@ -156,7 +169,35 @@ func median[T any](rs []result, f func(result) float64, conv func(float64) T) T 
 	return conv(v[len(v)/2])
 }
 
-func measure(g getter, keys [][]byte, vlen int) (result, error) {
+// selfCPU is this process's user+system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is another process's user+system CPU time, from /proc (Linux,
+// clock ticks of 10ms).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+func measure(g getter, keys [][]byte, vlen int, extraCPU func() time.Duration) (result, error) {
 	var r result
 	// Warm up: connections, buffers, CPU frequency.
 	for i := 0; i < 2000; i++ {
@@ -196,10 +237,13 @@ func measure(g getter, keys [][]byte, vlen int) (result, error) {
 		}()
 	}
 	start := time.Now()
+	cpu0, extra0 := selfCPU(), extraCPU()
 	time.Sleep(*flagDuration)
 	stop.Store(true)
 	wg.Wait()
 	r.rate = float64(count.Load()) / time.Since(start).Seconds()
+	cpu := selfCPU() - cpu0 + extraCPU() - extra0
+	r.cpu = us(cpu) / float64(max(1, count.Load()))
 	select {
 	case err := <-errc:
 		return r, err

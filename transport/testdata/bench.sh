@@ -29,4 +29,4 @@ done
 echo "memcached $(memcached -V | cut -d' ' -f2) on 127.0.0.1:$port (default 4 threads)"
 
 go build -o /tmp/tlsring-benchcmp ./transport/benchcmp
-/tmp/tlsring-benchcmp -memcached "127.0.0.1:$port" "$@"
+/tmp/tlsring-benchcmp -memcached "127.0.0.1:$port" -memcached-pid "$mc" "$@"
