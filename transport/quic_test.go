@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/quic-go/quic-go"
 
 	"github.com/tlsring/tlsring/transport/transporttest"
@@ -557,4 +559,69 @@ func TestBadFramesGetClearErrors(t *testing.T) {
 	if _, err := other.Call(ctxTimeout(t, 5*time.Second), m.Addr(), &Request{Op: OpPing}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestListenQUICErrors(t *testing.T) {
+	ca := transporttest.NewCA(t)
+	h := newMapStore()
+	if tr, err := ListenQUIC(QUICConfig{Addr: "127.0.0.1:0"}, h); err == nil || tr != nil {
+		t.Fatalf("no TLS: %v, %v", tr, err)
+	}
+	noCA := ca.MemberTLS(t)
+	noCA.ClientCAs = nil
+	if _, err := ListenQUIC(QUICConfig{Addr: "127.0.0.1:0", TLS: noCA}, h); err == nil {
+		t.Fatal("TLS without ClientCAs accepted")
+	}
+	m := startMember(t, ca, nil)
+	if _, err := ListenQUIC(QUICConfig{Addr: m.Addr(), TLS: ca.MemberTLS(t)}, h); err == nil {
+		t.Fatal("second listener on a busy address")
+	}
+	tr, err := ListenQUIC(QUICConfig{Addr: "127.0.0.1:0", TLS: ca.MemberTLS(t)}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q, ok := tr.(*QUIC); !ok || strings.HasSuffix(q.Addr(), ":0") {
+		t.Fatalf("ListenQUIC returned %T with address %v", tr, tr)
+	}
+	tr.Close()
+	if err := tr.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	ca := transporttest.NewCA(t)
+	reg := prometheus.NewRegistry()
+	metrics, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startMember(t, ca, func(c *QUICConfig) { c.Metrics = metrics })
+	b := startMember(t, ca, func(c *QUICConfig) { c.Metrics = metrics }) // shared, no collision
+	ctx := ctxTimeout(t, 5*time.Second)
+	for range 3 {
+		if _, err := a.Call(ctx, b.Addr(), &Request{Op: OpGet, Key: []byte("missing")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := counterValue(metrics.calls[OpGet][resNotFound]); got != 3 {
+		t.Fatalf("calls{get,not_found} = %v, want 3", got)
+	}
+	if got := counterValue(metrics.servedC[OpGet][StatusNotFound]); got != 3 {
+		t.Fatalf("served{get,not_found} = %v, want 3", got)
+	}
+	if got := counterValue(metrics.dials[0]); got != 1 {
+		t.Fatalf("dials{ok} = %v, want 1", got)
+	}
+	bad := startMember(t, ca, func(c *QUICConfig) { c.TLS = foreignTLS(t, ca) })
+	bad.Call(ctx, b.Addr(), &Request{Op: OpPing})
+	waitFor(t, 2*time.Second, "refusal counted", func() bool { return counterValue(metrics.refusedC) == 1 })
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
 }
