@@ -8,6 +8,7 @@ package transport
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/quic-go/quic-go"
 )
@@ -60,6 +61,7 @@ func (w *frameWriter) write(frame []byte) error {
 			return err
 		}
 	}
+	slowWrites.Add(1)
 	w.queue = append(w.queue, append([]byte(nil), frame...))
 	if !w.writing {
 		w.writing = true
@@ -119,3 +121,7 @@ func putBuf(bp *[]byte) {
 	}
 	bufPool.Put(bp)
 }
+
+// slowWrites counts frames that took the writer goroutine's path; tests
+// read it.
+var slowWrites atomic.Int64
