@@ -15,6 +15,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -80,6 +81,11 @@ func (e *ServerError) Error() string { return "memcache: server answered " + str
 
 // errClosed is returned by calls on a closed Client.
 var errClosed = errors.New("memcache: client closed")
+
+// ClientKey returns the protocol key Client uses for key: its unpadded
+// base64url encoding. Other clients of the same server see the value under
+// this key.
+func ClientKey(key []byte) string { return base64.RawURLEncoding.EncodeToString(key) }
 
 func encodeKey(key []byte) ([]byte, error) {
 	if len(key) == 0 {
@@ -273,14 +279,35 @@ func (c *Client) do(ctx context.Context, fn func(*clientConn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	cc, err := c.get(ctx)
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		cc, reused, err := c.get(ctx, attempt > 0)
+		if err != nil {
+			return err
+		}
+		err = c.doOn(ctx, cc, fn)
+		// A pooled connection the server closed while idle (it restarted,
+		// say) fails at once: try again on a new one. Every operation is
+		// safe to repeat.
+		if reused && attempt == 0 && ctx.Err() == nil && isStale(err) {
+			continue
+		}
 		return err
 	}
+}
+
+// isStale reports whether err is what a connection closed by the server
+// gives.
+func isStale(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// doOn runs fn on cc and puts cc back in the pool or closes it.
+func (c *Client) doOn(ctx context.Context, cc *clientConn, fn func(*clientConn) error) error {
 	deadline, _ := ctx.Deadline() // zero: none
 	cc.c.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { cc.c.SetDeadline(time.Unix(1, 0)) })
-	err = fn(cc)
+	err := fn(cc)
 	cut := !stop()
 	var se *ServerError
 	reusable := !cut && (err == nil || errors.As(err, &se) || errors.Is(err, ErrNotFound))
@@ -302,17 +329,19 @@ func (c *Client) do(ctx context.Context, fn func(*clientConn) error) error {
 	return err
 }
 
-func (c *Client) get(ctx context.Context) (*clientConn, error) {
+// get returns an idle connection (reused) or, if there is none or fresh
+// is set, a new one.
+func (c *Client) get(ctx context.Context, fresh bool) (cc *clientConn, reused bool, err error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return nil, errClosed
+		return nil, false, errClosed
 	}
-	if n := len(c.idle); n > 0 {
+	if n := len(c.idle); n > 0 && !fresh {
 		cc := c.idle[n-1]
 		c.idle = c.idle[:n-1]
 		c.mu.Unlock()
-		return cc, nil
+		return cc, true, nil
 	}
 	c.mu.Unlock()
 	timeout := c.DialTimeout
@@ -322,9 +351,9 @@ func (c *Client) get(ctx context.Context) (*clientConn, error) {
 	d := net.Dialer{Timeout: timeout}
 	conn, err := d.DialContext(ctx, c.Network, c.Addr)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return &clientConn{c: conn, r: bufio.NewReaderSize(conn, MaxLineLen), w: bufio.NewWriter(conn)}, nil
+	return &clientConn{c: conn, r: bufio.NewReaderSize(conn, MaxLineLen), w: bufio.NewWriter(conn)}, false, nil
 }
 
 func (c *Client) put(cc *clientConn) {

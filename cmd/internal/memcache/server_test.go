@@ -354,3 +354,37 @@ func TestClientHonoursContext(t *testing.T) {
 	l.Close()
 	conns.Wait()
 }
+
+// TestClientServerRestart checks that pooled connections to a server that
+// went away are replaced, not failed on.
+func TestClientServerRestart(t *testing.T) {
+	peers := newRing(t, 1)
+	s1 := &Server{Backend: peers[0], Logger: quiet}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s1.Serve(l) }()
+	c := NewClient("tcp", l.Addr().String())
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Set(ctx, []byte("k"), []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	s1.Close()
+	<-done
+	// The same address again (free now that s1 closed it).
+	l2, err := net.Listen("tcp", l.Addr().String())
+	if err != nil {
+		t.Skipf("cannot listen on %s again: %v", l.Addr(), err)
+	}
+	s2 := &Server{Backend: peers[0], Logger: quiet}
+	done2 := make(chan error, 1)
+	go func() { done2 <- s2.Serve(l2) }()
+	defer func() { s2.Close(); <-done2 }()
+	if v, err := c.Get(ctx, []byte("k")); err != nil || string(v) != "v" {
+		t.Fatalf("Get after the server restarted = %q, %v", v, err)
+	}
+}
