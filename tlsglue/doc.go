@@ -47,4 +47,22 @@
 // WrapSession returns the handle at once and hands the state to a bounded
 // write queue served by a small pool of workers; when the queue is full the
 // write is dropped and counted.
+//
+// The write is queued when crypto/tls calls WrapSession. Over TCP with TLS
+// 1.3 that is before the client's Finished has arrived (the server sends its
+// ticket in its first flight), so a handshake that never finishes still
+// stores a session. tlsglue accepts that rather than deferring the write:
+// crypto/tls offers no hook after the client's Finished (VerifyConnection
+// runs before it too), and nothing in ConnectionState identifies the
+// connection to correlate a later signal with. Such an entry costs one queue
+// slot and one store entry until its TTL, and is no use to anyone without the
+// handle; the peer that provoked it made the server sign a full handshake,
+// which costs far more. Under quic-go, tickets are only sent after the
+// handshake completes, so the question does not arise.
+//
+// # Handshake counts
+//
+// tlsglue wraps VerifyConnection, which crypto/tls calls exactly once per
+// server handshake after deciding whether to resume, to count handshakes as
+// full or resumed. In TLS 1.3 that too precedes the client's Finished.
 package tlsglue
