@@ -6,6 +6,8 @@ package peer
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -77,6 +79,44 @@ func (h *health) forget(keep func(string) bool) {
 		}
 	}
 	h.mu.Unlock()
+}
+
+// WarmUp pings every other member at once, so that connections exist
+// before the first handshake needs one, and members that do not answer are
+// marked down from the start. It returns when every member answered or
+// failed (the error names those that failed), or ctx ends. New starts one
+// in the background; call it to wait for a warm ring, as tests and the
+// demo do.
+func (p *Peer) WarmUp(ctx context.Context) error {
+	members := p.ring.Load().Members()
+	errs := make(chan error, len(members))
+	sem := make(chan struct{}, 32) // bounded dials at 1000 members
+	n := 0
+	for _, m := range members {
+		if m == p.self {
+			continue
+		}
+		n++
+		go func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := respErr(p.call(ctx, m, &transport.Request{Op: transport.OpPing})); err != nil {
+				errs <- fmt.Errorf("%s: %w", m, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	var failed []error
+	for range n {
+		if err := <-errs; err != nil {
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("peer: %d of %d members did not answer: %w", len(failed), n, errors.Join(failed...))
+	}
+	return nil
 }
 
 // probeLoop pings members marked down every ProbeInterval.

@@ -4,6 +4,7 @@
 package peer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -223,25 +224,26 @@ func (p *Peer) Delete(ctx context.Context, key []byte) error {
 	return err
 }
 
-// all sends req to every copy of its key in parallel and waits for all.
-// Writes skip members marked down (unless every copy is), so a dead member
-// does not hold each write for a whole deadline; the probe brings it back.
+// all sends req to every copy of its key in parallel and waits for those
+// that are up. Members marked down get the request in the background, so a
+// dead member does not hold each write for a whole deadline, and a member
+// wrongly marked down still gets its copy.
 func (p *Peer) all(ctx context.Context, req *transport.Request) error {
 	targets := p.targets(req.Key)
-	if req.Op == transport.OpSet {
-		up := slices.DeleteFunc(slices.Clone(targets), p.health.isDown)
-		if len(up) > 0 {
-			targets = up
-		}
+	up := slices.DeleteFunc(slices.Clone(targets), p.health.isDown)
+	if len(up) == 0 {
+		up = targets
+	} else if len(up) < len(targets) {
+		p.background(req, slices.DeleteFunc(slices.Clone(targets), func(m string) bool { return !p.health.isDown(m) }))
 	}
-	errs := make(chan error, len(targets))
-	for _, m := range targets[1:] {
+	errs := make(chan error, len(up))
+	for _, m := range up[1:] {
 		go func() { errs <- respErr(p.call(ctx, m, req)) }()
 	}
-	errs <- respErr(p.call(ctx, targets[0], req))
+	errs <- respErr(p.call(ctx, up[0], req))
 	var firstErr error
 	okCount := 0
-	for range targets {
+	for range up {
 		if err := <-errs; err != nil {
 			if firstErr == nil {
 				firstErr = err
@@ -256,6 +258,26 @@ func (p *Peer) all(ctx context.Context, req *transport.Request) error {
 	return nil
 }
 
+// background sends req to members without waiting, bounded by
+// RequestTimeout and Close.
+func (p *Peer) background(req *transport.Request, members []string) {
+	if len(members) == 0 {
+		return
+	}
+	req = &transport.Request{Op: req.Op, Key: bytes.Clone(req.Key), Value: bytes.Clone(req.Value), TTL: req.TTL}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		ctx, cancel := context.WithTimeout(p.bg, p.cfg.RequestTimeout)
+		defer cancel()
+		for _, m := range members {
+			if err := respErr(p.call(ctx, m, req)); err != nil {
+				p.log.Debug("background request failed", "peer", m, "op", req.Op, "err", err)
+			}
+		}
+	}()
+}
+
 func respErr(resp *transport.Response, err error) error {
 	if err != nil {
 		return err
@@ -266,14 +288,21 @@ func respErr(resp *transport.Response, err error) error {
 	return nil
 }
 
-// Take returns the value stored under key and removes every copy: of two
+// Take returns the value stored under key and removes every copy: of
 // concurrent Takes of one key, on any members, at most one gets the value.
 //
-// The first copy in ring order that answers decides: a miss there is a
-// miss, even if another copy still holds the key (it may be a stale copy of
-// an entry already taken). Only when that copy cannot be reached is the next
-// one asked. After a successful Take the other copies are deleted in the
-// background.
+// Take removes the copies one after another in ring order, owner first
+// (members marked down are skipped unless all are), moving on early when a
+// copy has not answered within half the remaining deadline. It wins only if some copy
+// returned the value and no copy answered that it had none. Since every
+// Take starts at the owner, the owner decides races between healthy
+// members: exactly one wins. A Take that skips the owner (it sees it down)
+// can still only win if it also removes the replica's copy first, and then
+// the owner's winner sees that copy gone and loses: at most one wins. Two
+// winners would need one Take cut off from the replica while another is cut
+// off from the owner. The price: a key whose replica lost its copy (it was
+// down at the write, or evicted it) is a miss for Take. Copies that did not
+// answer are sent a Delete in the background.
 func (p *Peer) Take(ctx context.Context, key []byte) ([]byte, error) {
 	if err := p.begin(); err != nil {
 		return nil, err
@@ -288,60 +317,83 @@ func (p *Peer) Take(ctx context.Context, key []byte) ([]byte, error) {
 }
 
 func (p *Peer) take(ctx context.Context, key []byte) ([]byte, error) {
-	owners := p.ring.Load().Owners(key, p.cfg.Replicas)
-	// Ring order, not local-first: every member must ask the same copy
-	// first, or two servers could each take a different copy.
-	order := make([]string, 0, len(owners))
-	for _, m := range owners {
-		if m == p.self || !p.health.isDown(m) {
-			order = append(order, m)
-		}
-	}
-	for _, m := range owners {
-		if m != p.self && p.health.isDown(m) {
-			order = append(order, m)
-		}
+	copies := p.ring.Load().Owners(key, p.cfg.Replicas)
+	ask := slices.DeleteFunc(slices.Clone(copies), func(m string) bool { return m != p.self && p.health.isDown(m) })
+	if len(ask) == 0 {
+		ask = copies
 	}
 	req := &transport.Request{Op: transport.OpTake, Key: key}
+	type answer struct {
+		member string
+		resp   *transport.Response
+		err    error
+	}
+	answers := make(chan answer, len(ask))
+	next, pending := 0, 0
+	askNext := func() {
+		if next == len(ask) {
+			return
+		}
+		m := ask[next]
+		next++
+		pending++
+		if m == p.self {
+			answers <- answer{m, p.serve(ctx, req), nil}
+			return
+		}
+		go func() {
+			resp, err := p.call(ctx, m, req)
+			answers <- answer{m, resp, err}
+		}()
+	}
+	askNext()
+	// Moving on to the replica before the owner answered lets two racing
+	// Takes each remove one copy and both lose; so a Take waits longer than
+	// a read before it hedges: half of what is left of its deadline.
+	hedgeAfter := p.cfg.HedgeAfter
+	if d, ok := ctx.Deadline(); ok {
+		hedgeAfter = max(hedgeAfter, time.Until(d)/2)
+	}
+	hedge := time.NewTimer(hedgeAfter)
+	defer hedge.Stop()
+	var value []byte
 	var lastErr error
-	for i, m := range order {
-		resp, err := p.call(ctx, m, req)
-		if err != nil {
-			lastErr = err
-			if ctx.Err() != nil {
-				return nil, err
+	answered := make([]string, 0, len(ask))
+wait:
+	for pending > 0 {
+		select {
+		case a := <-answers:
+			pending--
+			v, err := getResult(a.resp, a.err)
+			switch {
+			case err == nil:
+				value = v
+				answered = append(answered, a.member)
+			case errors.Is(err, ErrNotFound):
+				// Another Take got here first (or this copy never had it).
+				return nil, ErrNotFound
+			default:
+				lastErr = err
 			}
-			continue
+			askNext()
+		case <-hedge.C:
+			askNext()
+		case <-ctx.Done():
+			lastErr = ctx.Err()
+			break wait
 		}
-		v, err := getResult(resp, nil)
-		if err == nil {
-			p.deleteCopies(key, order[:i], order[i+1:])
-		}
-		return v, err
 	}
-	return nil, lastErr
-}
-
-// deleteCopies removes key from the members other than the winner, in the
-// background, so a Take returns as soon as it has the value.
-func (p *Peer) deleteCopies(key []byte, before, after []string) {
-	others := append(append([]string(nil), before...), after...)
-	if len(others) == 0 {
-		return
+	if value == nil {
+		return nil, lastErr
 	}
-	key = append([]byte(nil), key...)
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		ctx, cancel := context.WithTimeout(p.bg, p.cfg.RequestTimeout)
-		defer cancel()
-		req := &transport.Request{Op: transport.OpDelete, Key: key}
-		for _, m := range others {
-			if err := respErr(p.call(ctx, m, req)); err != nil {
-				p.log.Debug("deleting a taken entry's other copy failed", "peer", m, "err", err)
-			}
+	var rest []string // copies that may still hold the key
+	for _, m := range copies {
+		if !slices.Contains(answered, m) {
+			rest = append(rest, m)
 		}
-	}()
+	}
+	p.background(&transport.Request{Op: transport.OpDelete, Key: key}, rest)
+	return value, nil
 }
 
 // serve answers a request, from another member or from this one.

@@ -184,8 +184,16 @@ func New(cfg Config) (*Peer, error) {
 		return nil, fmt.Errorf("peer: listening on %s: %w", cfg.Self, err)
 	}
 	p.tr = tr
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go p.health.probeLoop()
+	go func() {
+		defer p.wg.Done()
+		ctx, cancel := context.WithTimeout(p.bg, cfg.RequestTimeout)
+		defer cancel()
+		if err := p.WarmUp(ctx); err != nil {
+			p.log.Debug("warm-up: some members not answering yet; probing them", "err", err)
+		}
+	}()
 	return p, nil
 }
 

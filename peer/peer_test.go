@@ -42,7 +42,19 @@ func newCluster(t testing.TB, n int, tweak func(*Config)) *cluster {
 	for _, name := range c.names {
 		c.start(t, name, c.names, tweak)
 	}
+	c.warm(t)
 	return c
+}
+
+// warm waits until every member has reached every other, so that none is
+// still marked down from starting before the others.
+func (c *cluster) warm(t testing.TB) {
+	t.Helper()
+	for _, p := range c.peers {
+		if err := p.WarmUp(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func (c *cluster) start(t testing.TB, name string, members []string, tweak func(*Config)) *Peer {
@@ -198,7 +210,8 @@ func TestTakeAndDeleteRemoveBothCopies(t *testing.T) {
 	}
 }
 
-// TestTakeSingleWinnerAcrossMembers races Takes of one key from every member.
+// TestTakeSingleWinnerAcrossMembers races Takes of one key from every
+// member: with every member healthy, exactly one wins.
 func TestTakeSingleWinnerAcrossMembers(t *testing.T) {
 	c := newCluster(t, 5, nil)
 	ctx := ctxT(t)
@@ -207,28 +220,60 @@ func TestTakeSingleWinnerAcrossMembers(t *testing.T) {
 		if err := c.peers[c.names[round%5]].Set(ctx, k, []byte("ticket"), time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		var wins atomic.Int32
-		var wg sync.WaitGroup
-		start := make(chan struct{})
+		if wins := raceTakes(t, ctx, k, c.peers, c.names, c.names); wins != 1 {
+			t.Fatalf("round %d: %d Takes won, want exactly 1", round, wins)
+		}
+	}
+}
+
+// raceTakes starts one Take of k on each named member at once and returns
+// how many got the value.
+func raceTakes(t *testing.T, ctx context.Context, k []byte, peers map[string]*Peer, names ...[]string) int {
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for _, list := range names {
+		for _, name := range list {
+			wg.Go(func() {
+				<-start
+				if v, err := peers[name].Take(ctx, k); err == nil && string(v) == "ticket" {
+					wins.Add(1)
+				} else if err != nil && !errors.Is(err, ErrNotFound) {
+					t.Errorf("Take: %v", err)
+				}
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	return int(wins.Load())
+}
+
+// TestTakeAtMostOnceWithDivergentHealth: one member believes the key's
+// owner is down and takes from the replica alone, another asks both. Still
+// at most one wins. (Deciding by the first copy in ring order would let
+// both win here.)
+func TestTakeAtMostOnceWithDivergentHealth(t *testing.T) {
+	c := newCluster(t, 4, nil)
+	ctx := ctxT(t)
+	for round := 0; round < 100; round++ {
+		k := key(round)
+		owners := c.peers[c.names[0]].Owners(k)
+		var others []string
 		for _, name := range c.names {
-			for range 2 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					if v, err := c.peers[name].Take(ctx, k); err == nil && string(v) == "ticket" {
-						wins.Add(1)
-					} else if !errors.Is(err, ErrNotFound) {
-						t.Errorf("Take: %v", err)
-					}
-				}()
+			if !slices.Contains(owners, name) {
+				others = append(others, name)
 			}
 		}
-		close(start)
-		wg.Wait()
-		if n := wins.Load(); n != 1 {
-			t.Fatalf("round %d: %d Takes won, want exactly 1", round, n)
+		x, y := c.peers[others[0]], c.peers[others[1]]
+		if err := x.Set(ctx, k, []byte("ticket"), time.Minute); err != nil {
+			t.Fatal(err)
 		}
+		x.health.failed(owners[0], errors.New("test: pretend the owner is down"))
+		if wins := raceTakes(t, ctx, k, c.peers, []string{x.Self(), y.Self()}); wins > 1 {
+			t.Fatalf("round %d: %d Takes won", round, wins)
+		}
+		x.health.ok(owners[0])
 	}
 }
 
@@ -359,6 +404,7 @@ func TestSetMembersRebalances(t *testing.T) {
 	for _, name := range c.names {
 		c.start(t, name, c.names, nil)
 	}
+	c.warm(t)
 	ctx := ctxT(t)
 	const n = 400
 	for i := 0; i < n; i++ {
