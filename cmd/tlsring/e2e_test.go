@@ -206,7 +206,7 @@ func sumMetric(body, name string, match ...string) float64 {
 // sessions it stores.
 type recordingStore struct {
 	*memcache.Client
-	mu   sync.Mutex
+	mu      sync.Mutex
 	keys    []string // memcached keys, as the peer sees them
 	lastErr error
 }
@@ -552,7 +552,9 @@ func TestDemo(t *testing.T) {
 	bin := tlsringBinary(t)
 	// A generous lookup deadline: this checks the demo's workings, not
 	// latency, on a loaded machine and perhaps under -race.
-	cmd := exec.Command(bin, "demo", "-handshakes", "150", "-clients", "30", "-deadline", "500ms")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "demo", "-handshakes", "150", "-clients", "30", "-deadline", "500ms")
 	var stdout, stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

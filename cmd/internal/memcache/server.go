@@ -5,6 +5,7 @@ package memcache
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -254,6 +255,12 @@ func (s *Server) serveConn(rw io.ReadWriter) {
 			s.Metrics.command("invalid", "client_error")
 			w.Write(pe.Reply())
 			continue
+		}
+		// The keys alias r's buffer, which the next read overwrites, and
+		// a Backend may use a key after returning (peer's hedged reads
+		// do): give it copies.
+		for i, k := range cmd.Keys {
+			cmd.Keys[i] = bytes.Clone(k)
 		}
 		if cmd.Storage {
 			var keep bool

@@ -388,3 +388,50 @@ func TestClientServerRestart(t *testing.T) {
 		t.Fatalf("Get after the server restarted = %q, %v", v, err)
 	}
 }
+
+// retainingBackend keeps the key slices it is given, as a Backend whose
+// background work outlives a call may.
+type retainingBackend struct {
+	mapBackend
+	mu   sync.Mutex
+	kept [][]byte
+}
+
+func (b *retainingBackend) Set(ctx context.Context, k, v []byte, ttl time.Duration) error {
+	b.mu.Lock()
+	b.kept = append(b.kept, k)
+	b.mu.Unlock()
+	return b.mapBackend.Set(ctx, k, v, ttl)
+}
+
+func (b *retainingBackend) Get(ctx context.Context, k []byte) ([]byte, error) {
+	b.mu.Lock()
+	b.kept = append(b.kept, k)
+	b.mu.Unlock()
+	return b.mapBackend.Get(ctx, k)
+}
+
+// TestServerKeysOutliveCalls checks that the keys handed to the Backend
+// are not overwritten by later commands.
+func TestServerKeysOutliveCalls(t *testing.T) {
+	b := &retainingBackend{mapBackend: mapBackend{m: map[string][]byte{}}}
+	addr := serve(t, &Server{Backend: b, Logger: quiet})
+	rc := dialRaw(t, addr)
+	var want []string
+	var in, out strings.Builder
+	for i := range 200 {
+		k := fmt.Sprintf("key-%03d", i)
+		want = append(want, k, k)
+		fmt.Fprintf(&in, "set %s 0 0 3\r\n%03d\r\nget %s\r\n", k, i, k)
+		fmt.Fprintf(&out, "STORED\r\nVALUE %s 0 3\r\n%03d\r\nEND\r\n", k, i)
+	}
+	rc.send(in.String())
+	rc.expect(out.String())
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, k := range b.kept {
+		if string(k) != want[i] {
+			t.Fatalf("key %d handed to the backend is now %q, was %q", i, k, want[i])
+		}
+	}
+}
