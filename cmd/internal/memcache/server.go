@@ -451,16 +451,12 @@ func (s *Server) command(w *bufio.Writer, cmd *Command) bool {
 	case "delete":
 		ctx, cancel := s.ctx()
 		defer cancel()
-		// Take tells whether the key was there, and of racing deletes
-		// only one is told DELETED. It removes the other copies in the
-		// background, so Delete removes them all before we answer: a
-		// get after the answer must miss.
+		// Take tells whether the key was there and removes the copies;
+		// of racing deletes at most one is told DELETED, which is what
+		// Client.Take builds on. (A Delete after a NOT_FOUND Take, to
+		// clear a copy the owner lost, would steal the copy a racing
+		// winner is about to take, and both would lose.)
 		_, err := s.Backend.Take(ctx, cmd.Keys[0])
-		if err == nil || IsNotFound(err) {
-			if derr := s.Backend.Delete(ctx, cmd.Keys[0]); derr != nil {
-				err = derr
-			}
-		}
 		var result, line string
 		switch {
 		case err == nil:
