@@ -147,16 +147,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer clients.stop()
 
-	ringAddrs := cl.addrs(cl.ring)
-	aloneAddrs := cl.addrs(cl.alone)
 	var rows []demoRow
 	phases := []demoPhase{
 		{mark: "(a)", label: fmt.Sprintf("tlsring, %d members", o.members), servers: cl.ring, sessions: "ring", warmup: true},
 		{mark: "(b)", label: "each server alone", servers: cl.alone, sessions: "alone", warmup: true},
 		{mark: "", label: "each server alone, sticky LB", servers: cl.alone, sessions: "sticky", sticky: true, warmup: true},
 	}
-	_ = ringAddrs
-	_ = aloneAddrs
 	for _, ph := range phases {
 		row, err := cl.runPhase(ctx, clients, o, &ph, prog)
 		if err != nil {

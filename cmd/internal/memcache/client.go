@@ -77,6 +77,7 @@ type clientConn struct {
 // CLIENT_ERROR or ERROR. The connection stays usable.
 type ServerError struct{ Line string }
 
+// Error describes the answer.
 func (e *ServerError) Error() string { return "memcache: server answered " + strconv.Quote(e.Line) }
 
 // errClosed is returned by calls on a closed Client.

@@ -64,6 +64,7 @@ type Error struct {
 	Msg  string
 }
 
+// Error returns the reply line without its "\r\n".
 func (e *Error) Error() string {
 	if e.Msg == "" {
 		return e.Kind
