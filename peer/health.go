@@ -1,6 +1,7 @@
-// Failure detection: a member whose call fails or times out is marked down
-// and asked last until a background ping finds it answering again, so a
-// dead member costs one hedge delay per read, not a deadline per handshake.
+// Failure detection: a member that cannot be reached, or whose calls time
+// out several times in a row, is marked down and asked last until a
+// background ping finds it answering again, so a dead member costs one
+// hedge delay per read, not a deadline per handshake.
 
 package peer
 
@@ -15,13 +16,14 @@ import (
 )
 
 type health struct {
-	p    *Peer
-	mu   sync.RWMutex
-	down map[string]time.Time // member -> when it was marked down
+	p        *Peer
+	mu       sync.RWMutex
+	down     map[string]time.Time // member -> when it was marked down
+	timeouts map[string]int       // member -> timed-out calls since its last answer
 }
 
 func newHealth(p *Peer) *health {
-	return &health{p: p, down: make(map[string]time.Time)}
+	return &health{p: p, down: make(map[string]time.Time), timeouts: make(map[string]int)}
 }
 
 func (h *health) isDown(m string) bool {
@@ -31,9 +33,21 @@ func (h *health) isDown(m string) bool {
 	return d
 }
 
+// failed records a call to m that got no answer. A member that refused or
+// could not be reached is marked down at once; one that timed out only
+// after Config.DownAfter timeouts in a row, since a handshake's deadline is
+// short and a busy member may answer a little late without being dead.
 func (h *health) failed(m string, err error) {
+	timedOut := errors.Is(err, context.DeadlineExceeded)
 	h.mu.Lock()
 	_, was := h.down[m]
+	if !was && timedOut {
+		h.timeouts[m]++
+		if h.timeouts[m] < h.p.cfg.DownAfter {
+			h.mu.Unlock()
+			return
+		}
+	}
 	if !was {
 		h.down[m] = time.Now()
 	}
@@ -46,13 +60,15 @@ func (h *health) failed(m string, err error) {
 func (h *health) ok(m string) {
 	h.mu.RLock()
 	_, was := h.down[m]
+	n := h.timeouts[m]
 	h.mu.RUnlock()
-	if !was {
+	if !was && n == 0 {
 		return
 	}
 	h.mu.Lock()
 	since, was := h.down[m]
 	delete(h.down, m)
+	delete(h.timeouts, m)
 	h.mu.Unlock()
 	if was {
 		h.p.log.Info("member answering again", "peer", m, "down_for", time.Since(since).Round(time.Millisecond))
@@ -76,6 +92,11 @@ func (h *health) forget(keep func(string) bool) {
 	for m := range h.down {
 		if !keep(m) {
 			delete(h.down, m)
+		}
+	}
+	for m := range h.timeouts {
+		if !keep(m) {
+			delete(h.timeouts, m)
 		}
 	}
 	h.mu.Unlock()

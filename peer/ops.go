@@ -53,7 +53,7 @@ func (p *Peer) call(ctx context.Context, member string, req *transport.Request) 
 	resp, err := p.tr.Call(ctx, member, req)
 	p.metrics.observeCall(member, resp, err, time.Since(start))
 	if err != nil {
-		if ctx.Err() == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, transport.ErrUnreachable) {
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, transport.ErrClosed) {
 			p.health.failed(member, err)
 		}
 		return nil, err
@@ -128,6 +128,8 @@ func (p *Peer) get(ctx context.Context, key []byte) ([]byte, error) {
 		}
 	}
 	defer release()
+	// The calls may outlive Get: they must not use the caller's key buffer.
+	req.Key = bytes.Clone(key)
 	results := make(chan result, len(targets))
 	ask := func(m string) {
 		defer release()
@@ -322,7 +324,9 @@ func (p *Peer) take(ctx context.Context, key []byte) ([]byte, error) {
 	if len(ask) == 0 {
 		ask = copies
 	}
-	req := &transport.Request{Op: transport.OpTake, Key: key}
+	// Calls may outlive Take (it returns at the first miss): they must not
+	// use the caller's key buffer.
+	req := &transport.Request{Op: transport.OpTake, Key: bytes.Clone(key)}
 	type answer struct {
 		member string
 		resp   *transport.Response

@@ -34,6 +34,7 @@ const (
 	DefaultHedgeAfter     = time.Millisecond
 	DefaultRequestTimeout = time.Second
 	DefaultProbeInterval  = 200 * time.Millisecond
+	DefaultDownAfter      = 3
 )
 
 // Limits on keys, values and TTLs; longer ones get an error.
@@ -78,6 +79,10 @@ type Config struct {
 	// ProbeInterval is how often members marked down are pinged.
 	// 0 = DefaultProbeInterval (200 ms).
 	ProbeInterval time.Duration
+	// DownAfter is how many calls to a member must time out in a row
+	// before it is marked down (a refused or unreachable member is marked
+	// down at once). 0 = DefaultDownAfter (3).
+	DownAfter int
 	// Listen starts the transport this member uses, serving h. nil = QUIC
 	// on Self with TLS (transport.ListenQUIC); tests and simulations pass
 	// an in-memory transport.Network's Listen.
@@ -129,11 +134,16 @@ func New(cfg Config) (*Peer, error) {
 		return nil, fmt.Errorf("peer: Config.MaxBytes %d is negative", cfg.MaxBytes)
 	case cfg.Replicas < 0:
 		return nil, fmt.Errorf("peer: Config.Replicas %d is negative", cfg.Replicas)
+	case cfg.DownAfter < 0:
+		return nil, fmt.Errorf("peer: Config.DownAfter %d is negative", cfg.DownAfter)
 	case cfg.HedgeAfter < 0 || cfg.RequestTimeout < 0 || cfg.ProbeInterval < 0:
 		return nil, errors.New("peer: Config durations must not be negative")
 	}
 	if cfg.Replicas == 0 {
 		cfg.Replicas = DefaultReplicas
+	}
+	if cfg.DownAfter == 0 {
+		cfg.DownAfter = DefaultDownAfter
 	}
 	if cfg.HedgeAfter == 0 {
 		cfg.HedgeAfter = DefaultHedgeAfter

@@ -473,3 +473,28 @@ func waitFor(t testing.TB, cond func() bool, what string) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestDownAfterTimeouts: a member is marked down at once when unreachable,
+// but only after DownAfter timeouts in a row when merely slow; an answer
+// in between resets the count.
+func TestDownAfterTimeouts(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	p := c.peers[c.names[0]]
+	slow, gone := c.names[1], c.names[2]
+	p.health.failed(slow, context.DeadlineExceeded)
+	p.health.failed(slow, context.DeadlineExceeded)
+	p.health.ok(slow)
+	p.health.failed(slow, context.DeadlineExceeded)
+	p.health.failed(slow, context.DeadlineExceeded)
+	if p.health.isDown(slow) {
+		t.Fatal("marked down after two timeouts in a row")
+	}
+	p.health.failed(slow, fmt.Errorf("wrapped: %w", context.DeadlineExceeded))
+	if !p.health.isDown(slow) {
+		t.Fatalf("not marked down after %d timeouts in a row", DefaultDownAfter)
+	}
+	p.health.failed(gone, transport.ErrUnreachable)
+	if !p.health.isDown(gone) {
+		t.Fatal("an unreachable member was not marked down at once")
+	}
+}
