@@ -367,6 +367,23 @@ func (cc *clientConn) close(err error) {
 		cc.conn.CloseWithError(codeNoError, "")
 		if !errors.Is(err, ErrClosed) {
 			cc.p.t.log.Debug("connection to member lost", "peer", cc.p.addr, "err", err)
+			cc.p.lost(cc, err)
 		}
 	})
+}
+
+// lost presumes the member down once its connection broke (it closed, was
+// reset after a restart, or timed out): calls fail fast with
+// ErrUnreachable instead of each waiting for a redial, and the next call
+// starts one in the background.
+func (p *peerConn) lost(cc *clientConn, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cur != cc || p.closed {
+		return
+	}
+	p.cur = nil
+	p.down, p.lastErr = true, err
+	p.backoff = p.t.cfg.MinBackoff
+	p.retryAt = time.Now()
 }

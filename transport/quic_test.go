@@ -390,8 +390,17 @@ func TestCrashedMemberIsResetStatelessly(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("reset noticed after %v", d)
 	}
-	if _, err := a.Call(ctxTimeout(t, 3*time.Second), addr, &Request{Op: OpPing}); err != nil {
-		t.Fatalf("call after the reset: %v", err)
+	// Calls right after the reset fail fast while a redial runs in the
+	// background; then the new incarnation answers.
+	for {
+		_, err := a.Call(ctxTimeout(t, 3*time.Second), addr, &Request{Op: OpPing})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrUnreachable) || time.Since(start) > time.Second {
+			t.Fatalf("call after the reset: %v after %v", err, time.Since(start))
+		}
+		time.Sleep(time.Millisecond) // poll interval while the redial runs
 	}
 	t.Logf("restarted member reached after %v", time.Since(start))
 }
@@ -661,4 +670,30 @@ func TestFlowControlBackpressure(t *testing.T) {
 		t.Error(err)
 	}
 	t.Logf("%d frames waited for flow control", slowWrites.Load()-slow)
+}
+
+// TestClosedMemberFailsFast: once a member closes (its CONNECTION_CLOSE
+// reaches us), calls to it fail at once with ErrUnreachable instead of each
+// waiting out its deadline for a redial that cannot succeed.
+func TestClosedMemberFailsFast(t *testing.T) {
+	ca := transporttest.NewCA(t)
+	a := startMember(t, ca, nil)
+	b := startMember(t, ca, nil)
+	addr := b.Addr()
+	if _, err := a.Call(ctxTimeout(t, 5*time.Second), addr, &Request{Op: OpPing}); err != nil {
+		t.Fatal(err)
+	}
+	conn := liveConn(t, a, addr)
+	b.Close()
+	<-conn.dead // the close reached us
+	for i := range 5 {
+		start := time.Now()
+		_, err := a.Call(ctxTimeout(t, 2*time.Second), addr, &Request{Op: OpGet, Key: []byte("k")})
+		if !errors.Is(err, ErrUnreachable) {
+			t.Fatalf("call %d to a closed member: %v", i, err)
+		}
+		if d := time.Since(start); d > 100*time.Millisecond {
+			t.Fatalf("call %d to a closed member took %v", i, d)
+		}
+	}
 }
