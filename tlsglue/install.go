@@ -104,6 +104,9 @@ func (g *Glue) Install(cfg *tls.Config) error {
 				}
 				hs := &handshake{h: h, ctx: ctx}
 				c.UnwrapSession = hs.unwrap
+				if isOwnWrap(c.WrapSession) {
+					c.WrapSession = hs.wrap
+				}
 			}
 			return c, nil
 		}
@@ -139,6 +142,15 @@ func (g *Glue) Close() error {
 
 // sharedUnwrapPC is the code pointer of every hooks.unwrapShared method value.
 var sharedUnwrapPC = reflect.ValueOf((&hooks{}).unwrapShared).Pointer()
+
+// ownWrapPC is the code pointer of every hooks.wrap method value.
+var ownWrapPC = reflect.ValueOf((&hooks{}).wrap).Pointer()
+
+// isOwnWrap reports whether f is still tlsglue's own WrapSession, not a
+// wrapper around it (quic-go's, say), so a per-handshake clone may replace it.
+func isOwnWrap(f func(tls.ConnectionState, *tls.SessionState) ([]byte, error)) bool {
+	return f != nil && reflect.ValueOf(f).Pointer() == ownWrapPC
+}
 
 // isShared reports whether f is still tlsglue's own UnwrapSession, not a
 // wrapper around it, so that a per-handshake clone may replace it.

@@ -27,6 +27,7 @@ const (
 	WriteError   = "error"   // the store returned an error
 	WriteTimeout = "timeout" // Options.WriteTimeout expired, or the Glue was closed mid-write
 	WriteExpired = "expired" // a re-issued TLS 1.2 session had less than a second left to live
+	WriteReused  = "reused"  // a TLS 1.2 resumption re-issued the handle it resumed: nothing to write
 )
 
 var lookupResults = [...]string{ResultHit, ResultMiss, ResultTimeout, ResultError, ResultMismatch, ResultMalformed, ResultCorrupt}
@@ -43,7 +44,7 @@ const (
 	lrCorrupt
 )
 
-var writeResults = [...]string{WriteOK, WriteError, WriteTimeout, WriteExpired}
+var writeResults = [...]string{WriteOK, WriteError, WriteTimeout, WriteExpired, WriteReused}
 
 type writeResult int
 
@@ -52,6 +53,7 @@ const (
 	wrError
 	wrTimeout
 	wrExpired
+	wrReused
 )
 
 // Metrics holds tlsglue's collectors. It implements prometheus.Collector;
