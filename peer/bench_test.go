@@ -62,7 +62,7 @@ func BenchmarkGetRemoteMem(b *testing.B) {
 
 func BenchmarkGetRemoteQUIC(b *testing.B) {
 	ca := transporttest.NewCA(b)
-	addrs := freeAddrs(b, 3)
+	addrs := transporttest.FreeUDPAddrs(b, 3)
 	var peers []*Peer
 	for _, a := range addrs {
 		p, err := New(Config{Self: a, Members: addrs, TLS: ca.MemberTLS(b, "127.0.0.1"), Logger: quiet})

@@ -4,32 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/tlsring/tlsring/transport/transporttest"
 )
-
-// freeAddrs returns n distinct loopback UDP addresses that were free a
-// moment ago.
-func freeAddrs(t testing.TB, n int) []string {
-	t.Helper()
-	var conns []net.PacketConn
-	var addrs []string
-	for range n {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-		addrs = append(addrs, c.LocalAddr().String())
-	}
-	for _, c := range conns {
-		c.Close()
-	}
-	return addrs
-}
 
 // TestQUICCluster runs three members over real QUIC with mutual TLS on
 // loopback: any member reads any write, a closed member's keys are served
@@ -37,7 +16,7 @@ func freeAddrs(t testing.TB, n int) []string {
 // neither read nor write.
 func TestQUICCluster(t *testing.T) {
 	ca := transporttest.NewCA(t)
-	addrs := freeAddrs(t, 3)
+	addrs := transporttest.FreeUDPAddrs(t, 3)
 	peers := make([]*Peer, 3)
 	for i, a := range addrs {
 		p, err := New(Config{Self: a, Members: addrs, TLS: ca.MemberTLS(t, "127.0.0.1"), Logger: quiet})
@@ -65,7 +44,7 @@ func TestQUICCluster(t *testing.T) {
 	// An intruder: a member certificate from a foreign CA, the cluster's
 	// member list. It can neither read nor write.
 	foreign := transporttest.NewCA(t)
-	iaddr := freeAddrs(t, 1)[0]
+	iaddr := transporttest.FreeUDPAddrs(t, 1)[0]
 	intruder, err := New(Config{Self: iaddr, Members: append([]string{iaddr}, addrs...), TLS: foreign.MemberTLS(t, "127.0.0.1"), Logger: quiet})
 	if err != nil {
 		t.Fatal(err)

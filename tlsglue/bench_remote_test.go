@@ -130,15 +130,7 @@ func BenchmarkHandshakeRemote(b *testing.B) {
 // parent's member, and connects the ring.
 func startRemoteBench(b *testing.B) *remoteBench {
 	ca := transporttest.NewCA(b)
-	var members []string
-	for range 3 {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		members = append(members, c.LocalAddr().String())
-		c.Close()
-	}
+	members := transporttest.FreeUDPAddrs(b, 3)
 	caKey, err := x509.MarshalPKCS8PrivateKey(ca.Key)
 	if err != nil {
 		b.Fatal(err)

@@ -52,19 +52,7 @@ func blackhole(t testing.TB) string {
 func newMembers(t testing.TB, n int, extra ...string) []*peer.Peer {
 	t.Helper()
 	ca := transporttest.NewCA(t)
-	var addrs []string
-	var conns []net.PacketConn
-	for range n {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-		addrs = append(addrs, c.LocalAddr().String())
-	}
-	for _, c := range conns {
-		c.Close()
-	}
+	addrs := transporttest.FreeUDPAddrs(t, n)
 	members := append(append([]string(nil), addrs...), extra...)
 	peers := make([]*peer.Peer, n)
 	for i, a := range addrs {

@@ -152,3 +152,26 @@ func (ca *CA) TLSFor(cert tls.Certificate) *tls.Config {
 		MinVersion:   tls.VersionTLS13,
 	}
 }
+
+// FreeUDPAddrs returns n distinct loopback UDP addresses ("127.0.0.1:port")
+// that were free a moment ago, for members that must know each other's
+// addresses before any of them listens. It fails tb on error.
+func FreeUDPAddrs(tb testing.TB, n int) []string {
+	tb.Helper()
+	conns := make([]net.PacketConn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	addrs := make([]string, 0, n)
+	for range n {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatalf("transporttest: %v", err)
+		}
+		conns = append(conns, c) // held open until all are picked: distinct ports
+		addrs = append(addrs, c.LocalAddr().String())
+	}
+	return addrs
+}
