@@ -193,9 +193,10 @@ func TestClusterSingleUseRace(t *testing.T) {
 
 // TestClusterSilentMember: a fourth member that never answers (a blackhole
 // address in every member list) costs no handshake more than the deadline
-// plus 5 ms, and every session keeps a live copy that resumes. (The
-// deadline is 20 ms rather than the 3 ms default, so that -race on a busy
-// machine does not time out lookups to live members.)
+// (plus scheduling noise, see checkUnwrapTimes), and every session keeps a
+// live copy that resumes. The deadline is 20 ms rather than the 3 ms
+// default, so that -race on a busy machine does not time out lookups to
+// live members.
 func TestClusterSilentMember(t *testing.T) {
 	const deadline = 20 * time.Millisecond
 	members := newMembers(t, 3, blackhole(t))
@@ -219,16 +220,8 @@ func TestClusterSilentMember(t *testing.T) {
 			resumed++
 		}
 	}
-	var worst time.Duration
-	count := 0
-	for _, tm := range timers[1:] {
-		w, c := tm.max()
-		worst, count = max(worst, w), count+c
-	}
-	t.Logf("resumed %d/%d with a silent member; %d unwraps, worst %v (deadline %v)", resumed, n, count, worst, deadline)
-	if worst > deadline+5*time.Millisecond {
-		t.Errorf("an unwrap took %v, deadline %v", worst, deadline)
-	}
+	t.Logf("resumed %d/%d with a silent member", resumed, n)
+	checkUnwrapTimes(t, deadline, timers[1:]...)
 	if resumed != n {
 		t.Errorf("resumed %d of %d; every session has a live copy", resumed, n)
 	}
