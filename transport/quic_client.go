@@ -361,13 +361,17 @@ func (cc *clientConn) protocolError(err error) {
 // close marks the connection dead, wakes its waiting calls and closes it.
 func (cc *clientConn) close(err error) {
 	cc.once.Do(func() {
+		if !errors.Is(err, ErrClosed) {
+			// Before anyone can see the connection dead, so that no call
+			// finds it dead without the member presumed down.
+			cc.p.lost(cc, err)
+		}
 		cc.deadErr = err
 		cc.isDead.Store(true)
 		close(cc.dead)
 		cc.conn.CloseWithError(codeNoError, "")
 		if !errors.Is(err, ErrClosed) {
 			cc.p.t.log.Debug("connection to member lost", "peer", cc.p.addr, "err", err)
-			cc.p.lost(cc, err)
 		}
 	})
 }
