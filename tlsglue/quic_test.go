@@ -86,41 +86,7 @@ func TestQUICResume(t *testing.T) {
 	const proto = "tlsglue-test"
 	store := newMemStore()
 	cfgs, glues := installedConfigs(t, store, 2, proto)
-	addrs := make([]string, 2)
-	for i, cfg := range cfgs {
-		ln, err := quic.ListenAddr("127.0.0.1:0", cfg, &quic.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs[i] = ln.Addr().String()
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for {
-				c, err := ln.Accept(context.Background())
-				if err != nil {
-					return
-				}
-				go func() { <-c.Context().Done() }()
-			}
-		}()
-		t.Cleanup(func() { ln.Close(); <-done })
-	}
-	ctls, cache := quicClientTLS(t, proto)
-	for i, addr := range addrs {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		c, err := quic.DialAddr(ctx, addr, ctls, &quic.Config{})
-		cancel()
-		if err != nil {
-			t.Fatalf("dial %d: %v", i, err)
-		}
-		if got, want := c.ConnectionState().TLS.DidResume, i == 1; got != want {
-			t.Fatalf("connection %d: DidResume = %v, want %v", i, got, want)
-		}
-		cache.waitTicket(t)
-		c.CloseWithError(0, "")
-		flushGlue(t, glues[i])
-	}
+	walkQUIC(t, cfgs, glues, proto)
 	if got := value(glues[1].m.lookups[lrHit]); got != 1 {
 		t.Fatalf("B hits = %v, want 1", got)
 	}
@@ -168,9 +134,27 @@ func TestQUICLayeredResume(t *testing.T) {
 	store := newMemStore()
 	cfgs, glues := installedConfigs(t, store, 2, proto)
 	var seen atomic.Int64
-	addrs := make([]string, 2)
+	layered := make([]*tls.Config, len(cfgs))
 	for i, cfg := range cfgs {
-		ln, err := quic.ListenAddr("127.0.0.1:0", h3Layer(cfg, &seen), &quic.Config{})
+		layered[i] = h3Layer(cfg, &seen)
+	}
+	walkQUIC(t, layered, glues, proto)
+	if got := value(glues[1].m.lookups[lrHit]); got != 1 {
+		t.Fatalf("B hits = %v, want 1", got)
+	}
+	if seen.Load() != 1 {
+		t.Fatalf("the layer's Extra entry came back %d times, want 1", seen.Load())
+	}
+}
+
+// walkQUIC serves each Config on a QUIC listener and connects one client to
+// each in turn: the first connection is full, the second must resume the
+// session the first issued.
+func walkQUIC(t *testing.T, cfgs []*tls.Config, glues []*Glue, proto string) {
+	t.Helper()
+	addrs := make([]string, len(cfgs))
+	for i, cfg := range cfgs {
+		ln, err := quic.ListenAddr("127.0.0.1:0", cfg, &quic.Config{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -202,11 +186,5 @@ func TestQUICLayeredResume(t *testing.T) {
 		cache.waitTicket(t)
 		c.CloseWithError(0, "")
 		flushGlue(t, glues[i])
-	}
-	if got := value(glues[1].m.lookups[lrHit]); got != 1 {
-		t.Fatalf("B hits = %v, want 1", got)
-	}
-	if seen.Load() != 1 {
-		t.Fatalf("the layer's Extra entry came back %d times, want 1", seen.Load())
 	}
 }

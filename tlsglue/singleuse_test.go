@@ -19,23 +19,7 @@ func TestSingleUseRace(t *testing.T) {
 			const rounds = 10
 			for r := range rounds {
 				sess := session(t, srv[0], ver.v, testSNI)
-				var wg sync.WaitGroup
-				results := make([]tls.ConnectionState, 2)
-				errs := make([]error, 2)
-				for i, s := range srv[1:] {
-					wg.Go(func() { results[i], errs[i] = offer(t, s, ver.v, testSNI, sess) })
-				}
-				wg.Wait()
-				resumed := 0
-				for i := range results {
-					if errs[i] != nil {
-						t.Fatalf("round %d: %v", r, errs[i])
-					}
-					if results[i].DidResume {
-						resumed++
-					}
-				}
-				if resumed != 1 {
+				if resumed := raceOffer(t, srv[1:], ver.v, sess); resumed != 1 {
 					t.Fatalf("round %d: %d servers resumed one single-use session", r, resumed)
 				}
 				// A third attempt, anywhere, is a full handshake.
@@ -87,4 +71,27 @@ func TestSingleUseSameHandshakeTwice(t *testing.T) {
 	if ss, err := c2.UnwrapSession(ticket, cs); ss != nil || err != nil {
 		t.Fatalf("second handshake unwrap = %v, %v", ss, err)
 	}
+}
+
+// raceOffer offers sess to every server at once and returns how many
+// resumed it; a failed handshake fails t.
+func raceOffer(t *testing.T, srv []*server, v uint16, sess *tls.ClientSessionState) int {
+	t.Helper()
+	var wg sync.WaitGroup
+	results := make([]tls.ConnectionState, len(srv))
+	errs := make([]error, len(srv))
+	for i, s := range srv {
+		wg.Go(func() { results[i], errs[i] = offer(t, s, v, testSNI, sess) })
+	}
+	wg.Wait()
+	resumed := 0
+	for i := range results {
+		if errs[i] != nil {
+			t.Fatalf("offer to %s: %v", srv[i].name, errs[i])
+		}
+		if results[i].DidResume {
+			resumed++
+		}
+	}
+	return resumed
 }
