@@ -211,3 +211,46 @@ func TestClusterSilentMember(t *testing.T) {
 		t.Errorf("resumed %d of %d; every session has a live copy", resumed, n)
 	}
 }
+
+// TestClusterLosesOneOfFive: five members, one TLS server on each; after a
+// member is closed without handing anything off, every session issued
+// before still resumes on the four live servers (each had a live copy),
+// and no lookup outlasts the deadline.
+func TestClusterLosesOneOfFive(t *testing.T) {
+	members := newMembers(t, 5)
+	timers := make([]*unwrapTimer, 5)
+	srv := clusterServers(t, members, Options{Deadline: clusterDeadline}, serverOpts{configure: func(i int, cfg *tls.Config) *tls.Config {
+		timers[i] = &unwrapTimer{}
+		return timers[i].layer(cfg)
+	}})
+	const n = 100
+	sessions := make([]*tls.ClientSessionState, n)
+	for i := range sessions {
+		sessions[i] = session(t, srv[i%5], versions[i%2].v, testSNI)
+	}
+	const dead = 2
+	if err := members[dead].Close(); err != nil {
+		t.Fatal(err)
+	}
+	live := []int{0, 1, 3, 4}
+	resumed := 0
+	for i, sess := range sessions {
+		s := srv[live[i%len(live)]]
+		st, err := offer(t, s, versions[i%2].v, testSNI, sess)
+		if err != nil {
+			t.Fatalf("session %d on %s: %v", i, s.name, err)
+		}
+		if st.DidResume {
+			resumed++
+		}
+	}
+	t.Logf("resumed %d/%d after losing member %d of 5", resumed, n, dead)
+	if resumed != n {
+		t.Errorf("resumed %d of %d; every session had a live copy", resumed, n)
+	}
+	var liveTimers []*unwrapTimer
+	for _, i := range live {
+		liveTimers = append(liveTimers, timers[i])
+	}
+	checkUnwrapTimes(t, clusterDeadline, liveTimers...)
+}
