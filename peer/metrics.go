@@ -15,7 +15,8 @@ import (
 type metrics struct {
 	p               *Peer
 	ops             *prometheus.HistogramVec // public operations by op and result
-	calls           *prometheus.HistogramVec // calls to other members by peer and result
+	calls           *prometheus.CounterVec   // calls to other members by peer and result
+	callLatency     *prometheus.HistogramVec // their latency by peer
 	served          *prometheus.CounterVec   // requests served by op and status
 	handoffSent     prometheus.Counter
 	handoffReceived prometheus.Counter
@@ -33,10 +34,16 @@ func newMetrics(p *Peer) *metrics {
 			Name: "tlsring_peer_operation_duration_seconds", ConstLabels: cl, Buckets: buckets,
 			Help: "Latency of Get, Set, Take and Delete on this member, by operation and result (hit, miss, ok, error, timeout).",
 		}, []string{"op", "result"}),
-		calls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "tlsring_peer_call_duration_seconds", ConstLabels: cl, Buckets: buckets,
-			Help: "Latency of requests sent to other members, by peer and result (ok, not_found, error, timeout, unreachable).",
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tlsring_peer_calls_total", ConstLabels: cl,
+			Help: "Requests sent to other members, by peer and result (ok, not_found, bad_request, error, timeout, canceled, unreachable).",
 		}, []string{"peer", "result"}),
+		// Latency by peer only: a result label would multiply the buckets
+		// by seven for every member of a large ring.
+		callLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tlsring_peer_call_duration_seconds", ConstLabels: cl, Buckets: buckets,
+			Help: "Latency of requests sent to other members that got an answer, by peer.",
+		}, []string{"peer"}),
 		served: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tlsring_peer_served_requests_total", ConstLabels: cl,
 			Help: "Requests served for other members (and this one), by operation and status.",
@@ -65,6 +72,7 @@ func newMetrics(p *Peer) *metrics {
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.ops.Describe(ch)
 	m.calls.Describe(ch)
+	m.callLatency.Describe(ch)
 	m.served.Describe(ch)
 	m.handoffSent.Describe(ch)
 	m.handoffReceived.Describe(ch)
@@ -77,6 +85,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.ops.Collect(ch)
 	m.calls.Collect(ch)
+	m.callLatency.Collect(ch)
 	m.served.Collect(ch)
 	m.handoffSent.Collect(ch)
 	m.handoffReceived.Collect(ch)
@@ -131,5 +140,8 @@ func (m *metrics) observeCall(peer string, resp *transport.Response, err error, 
 	default:
 		result = resp.Status.String()
 	}
-	m.calls.WithLabelValues(peer, result).Observe(d.Seconds())
+	m.calls.WithLabelValues(peer, result).Inc()
+	if err == nil {
+		m.callLatency.WithLabelValues(peer).Observe(d.Seconds())
+	}
 }
