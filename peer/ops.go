@@ -72,7 +72,8 @@ func (p *Peer) begin() error {
 // Get returns the value stored under key. It asks the key's owner and, if
 // the owner misses, fails or has not answered within Config.HedgeAfter,
 // its replica; the first value found wins. It returns ErrNotFound when no
-// copy that answered has the key, and an error when no copy answered.
+// copy that answered has the key, and an error when no copy answered. The
+// returned slice belongs to the caller.
 func (p *Peer) Get(ctx context.Context, key []byte) ([]byte, error) {
 	if err := p.begin(); err != nil {
 		return nil, err
@@ -97,7 +98,7 @@ func (p *Peer) get(ctx context.Context, key []byte) ([]byte, error) {
 	missed := false // some copy answered that it does not have the key
 	if targets[0] == p.self {
 		if v, _, ok := p.store.Get(key); ok {
-			return v, nil
+			return bytes.Clone(v), nil // the store's own bytes must not escape
 		}
 		targets = targets[1:]
 		missed = true

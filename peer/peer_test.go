@@ -498,3 +498,25 @@ func TestDownAfterTimeouts(t *testing.T) {
 		t.Fatal("an unreachable member was not marked down at once")
 	}
 }
+
+// TestReturnedValueIsTheCallers: changing what Get returned does not change
+// what is stored, on the local path or the remote one.
+func TestReturnedValueIsTheCallers(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	ctx := ctxT(t)
+	for _, p := range c.peers {
+		for i := 0; i < 20; i++ {
+			if err := p.Set(ctx, key(i), []byte("value"), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			v, err := p.Get(ctx, key(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v[0] = 'X'
+			if v, _ := p.Get(ctx, key(i)); string(v) != "value" {
+				t.Fatalf("stored value became %q after the caller changed its copy", v)
+			}
+		}
+	}
+}
