@@ -22,7 +22,7 @@ type metrics struct {
 	handoffReceived prometheus.Counter
 	rebalances      prometheus.Counter
 
-	storeBytes, storeMaxBytes, storeEntries, evictions, expirations, peerUp *prometheus.Desc
+	storeBytes, storeMaxBytes, storeEntries, evictions, expirations, peerUp, members *prometheus.Desc
 }
 
 func newMetrics(p *Peer) *metrics {
@@ -66,6 +66,7 @@ func newMetrics(p *Peer) *metrics {
 		evictions:     prometheus.NewDesc("tlsring_store_evictions_total", "Entries evicted to stay within the byte bound.", nil, cl),
 		expirations:   prometheus.NewDesc("tlsring_store_expirations_total", "Entries dropped at their TTL.", nil, cl),
 		peerUp:        prometheus.NewDesc("tlsring_peer_up", "1 if the member is answering, 0 if marked down.", []string{"peer"}, cl),
+		members:       prometheus.NewDesc("tlsring_peer_members", "Members in this member's current ring, itself included.", nil, cl),
 	}
 }
 
@@ -77,7 +78,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.handoffSent.Describe(ch)
 	m.handoffReceived.Describe(ch)
 	m.rebalances.Describe(ch)
-	for _, d := range []*prometheus.Desc{m.storeBytes, m.storeMaxBytes, m.storeEntries, m.evictions, m.expirations, m.peerUp} {
+	for _, d := range []*prometheus.Desc{m.storeBytes, m.storeMaxBytes, m.storeEntries, m.evictions, m.expirations, m.peerUp, m.members} {
 		ch <- d
 	}
 }
@@ -96,7 +97,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.storeEntries, prometheus.GaugeValue, float64(st.Entries))
 	ch <- prometheus.MustNewConstMetric(m.evictions, prometheus.CounterValue, float64(st.Evictions))
 	ch <- prometheus.MustNewConstMetric(m.expirations, prometheus.CounterValue, float64(st.Expirations))
-	for _, peer := range m.p.ring.Load().Members() {
+	r := m.p.ring.Load()
+	ch <- prometheus.MustNewConstMetric(m.members, prometheus.GaugeValue, float64(r.Len()))
+	for _, peer := range r.Members() {
 		if peer == m.p.self {
 			continue
 		}

@@ -82,6 +82,9 @@ func TestMetrics(t *testing.T) {
 	if entries != 20 {
 		t.Errorf("entries on the other members = %v, want 20 (10 keys, 2 copies)", entries)
 	}
+	if got := sum(t, reg, "tlsring_peer_members", self); got != 3 {
+		t.Errorf("members = %v, want 3", got)
+	}
 	if got := sum(t, reg, "tlsring_peer_up", self); got != 2 {
 		t.Errorf("peers up = %v, want 2", got)
 	}

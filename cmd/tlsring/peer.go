@@ -34,6 +34,7 @@ import (
 type peerConfig struct {
 	listen           string
 	members          []string
+	membersFile      string // "" = static -members; else re-read on SIGHUP
 	tls              *tls.Config
 	maxBytes         int64
 	admin            string
@@ -50,6 +51,7 @@ func parsePeerFlags(args []string, lookupEnv func(string) (string, bool), stdout
 	fs := newFlagSet("peer", "", stdout, stderr)
 	listen := fs.String("listen", "", "UDP host:port to serve the peer protocol (QUIC) on; also this member's name in the ring, as other members dial it (required)")
 	members := fs.String("members", "", "comma-separated host:port of every ring member, this one included (default: -listen alone)")
+	membersFile := fs.String("members-file", "", "`file` listing every ring member instead of -members (host:port, comma- or newline-separated, # starts a comment); re-read on SIGHUP, so membership changes without a restart")
 	cert := fs.String("cert", "", "PEM file with this member's certificate, valid for the host of -listen (required)")
 	key := fs.String("key", "", "PEM file with this member's private key (required)")
 	ca := fs.String("ca", "", "PEM file with the cluster CA that signs every member's certificate (required)")
@@ -73,6 +75,8 @@ members over QUIC with mutual TLS (certificates from the cluster CA, see
 quit; flags must be 0) for TLS terminators such as Apache's
 mod_socache_memcache. SIGTERM or SIGINT hands its entries to the remaining
 members (within -leave-timeout) and exits; a second signal exits at once.
+With -members-file, SIGHUP re-reads the member list and moves entries to
+their new owners; a list without this member hands all its entries off.
 
 %s
 
@@ -101,18 +105,20 @@ Flags:
 		return nil, usagef("-listen %q: %v", cfg.listen, err)
 	}
 	cfg.members = splitList(*members)
+	if *membersFile != "" {
+		if len(cfg.members) > 0 {
+			return nil, usagef("-members and -members-file are exclusive: give the list one way")
+		}
+		cfg.membersFile = *membersFile
+		if cfg.members, err = readMembersFile(cfg.membersFile); err != nil {
+			return nil, usagef("-members-file %s: %v", cfg.membersFile, err)
+		}
+	}
 	if len(cfg.members) == 0 {
 		cfg.members = []string{cfg.listen}
 	}
-	found := false
-	for _, m := range cfg.members {
-		if err := checkMemberAddr(m); err != nil {
-			return nil, usagef("-members: %q: %v", m, err)
-		}
-		found = found || m == cfg.listen
-	}
-	if !found {
-		return nil, usagef("-members %s does not include -listen %s (list every member, this one included, spelled as in its -listen)", strings.Join(cfg.members, ","), cfg.listen)
+	if err := checkMembers(cfg.members, cfg.listen); err != nil {
+		return nil, usagef("%v", err)
 	}
 	switch {
 	case *cert == "":
@@ -137,6 +143,51 @@ Flags:
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// checkMembers checks every address of a member list and that it includes
+// this member (spelled as in -listen).
+func checkMembers(members []string, listen string) error {
+	found := false
+	for _, m := range members {
+		if err := checkMemberAddr(m); err != nil {
+			return fmt.Errorf("member %q: %v", m, err)
+		}
+		found = found || m == listen
+	}
+	if !found {
+		return fmt.Errorf("members %s do not include -listen %s (list every member, this one included, spelled as in its -listen)", strings.Join(members, ","), listen)
+	}
+	return nil
+}
+
+// readMembersFile reads a member list: host:port entries separated by
+// commas, spaces or newlines; '#' starts a comment that runs to the end
+// of its line. The file is bounded at 1 MiB.
+func readMembersFile(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, 1<<20+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > 1<<20 {
+		return nil, errors.New("larger than 1 MiB")
+	}
+	var members []string
+	for _, line := range strings.Split(string(data), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		members = append(members, strings.FieldsFunc(line, func(r rune) bool {
+			return r == ',' || r == ' ' || r == '\t' || r == '\r'
+		})...)
+	}
+	if len(members) == 0 {
+		return nil, errors.New("lists no member")
+	}
+	return members, nil
 }
 
 // checkMemberAddr checks that a member address is host:port with a port
@@ -304,11 +355,24 @@ func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready f
 		ready(adminAddr, mcAddr)
 	}
 
-	select {
-	case <-ctx.Done():
-	case err := <-mcDone:
-		if err != nil && !errors.Is(err, memcache.ErrServerClosed) {
-			return fmt.Errorf("memcached face: %w", err)
+	var hup chan os.Signal // nil (never ready) without -members-file
+	if cfg.membersFile != "" {
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
+serve:
+	for {
+		select {
+		case <-ctx.Done():
+			break serve
+		case err := <-mcDone:
+			if err != nil && !errors.Is(err, memcache.ErrServerClosed) {
+				return fmt.Errorf("memcached face: %w", err)
+			}
+			break serve
+		case <-hup:
+			reloadMembers(p, cfg, log)
 		}
 	}
 	if stopSignals != nil {
@@ -333,6 +397,28 @@ func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready f
 	}
 	log.Info("tlsring peer stopped")
 	return nil
+}
+
+// reloadMembers re-reads -members-file and applies it; a file that does
+// not parse or check is logged and the current ring kept. A list without
+// this member is applied: the member then hands its entries off (and goes
+// on serving until stopped).
+func reloadMembers(p *peer.Peer, cfg *peerConfig, log *slog.Logger) {
+	members, err := readMembersFile(cfg.membersFile)
+	if err == nil {
+		for _, m := range members {
+			if err = checkMemberAddr(m); err != nil {
+				err = fmt.Errorf("member %q: %v", m, err)
+				break
+			}
+		}
+	}
+	if err != nil {
+		log.Error("SIGHUP: keeping the current members", "members_file", cfg.membersFile, "err", err)
+		return
+	}
+	log.Info("SIGHUP: applying members", "members_file", cfg.membersFile, "members", members)
+	p.SetMembers(members)
 }
 
 // listenMemcached listens on "unix:/path" or a TCP host:port. A stale
