@@ -117,7 +117,11 @@ Flags:
 	if len(cfg.members) == 0 {
 		cfg.members = []string{cfg.listen}
 	}
-	if err := checkMembers(cfg.members, cfg.listen); err != nil {
+	source := "-members"
+	if cfg.membersFile != "" {
+		source = "-members-file " + cfg.membersFile + ":"
+	}
+	if err := checkMembers(source, cfg.members, cfg.listen); err != nil {
 		return nil, usagef("%v", err)
 	}
 	switch {
@@ -146,17 +150,17 @@ Flags:
 }
 
 // checkMembers checks every address of a member list and that it includes
-// this member (spelled as in -listen).
-func checkMembers(members []string, listen string) error {
+// this member (spelled as in -listen); source names the list in errors.
+func checkMembers(source string, members []string, listen string) error {
 	found := false
 	for _, m := range members {
 		if err := checkMemberAddr(m); err != nil {
-			return fmt.Errorf("member %q: %v", m, err)
+			return fmt.Errorf("%s %q: %v", source, m, err)
 		}
 		found = found || m == listen
 	}
 	if !found {
-		return fmt.Errorf("members %s do not include -listen %s (list every member, this one included, spelled as in its -listen)", strings.Join(members, ","), listen)
+		return fmt.Errorf("%s %s does not include -listen %s (list every member, this one included, spelled as in its -listen)", source, strings.Join(members, ","), listen)
 	}
 	return nil
 }
