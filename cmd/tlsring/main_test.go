@@ -8,10 +8,10 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -61,8 +61,13 @@ func tlsringBinary(t *testing.T) string {
 			args = append(args, "-race")
 		}
 		args = append(args, ".")
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), args...)
-		build.out, build.err = cmd.CombinedOutput()
+		// The go command that runs these tests puts its own bin first in PATH.
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			build.err = fmt.Errorf("the go command is not in PATH: %w", err)
+			return
+		}
+		build.out, build.err = exec.Command(goBin, args...).CombinedOutput()
 	})
 	if build.err != nil {
 		t.Fatalf("go build: %v\n%s", build.err, build.out)
