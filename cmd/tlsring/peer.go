@@ -181,6 +181,12 @@ func readMembersFile(path string) ([]string, error) {
 	if len(data) > 1<<20 {
 		return nil, errors.New("larger than 1 MiB")
 	}
+	return parseMembers(data)
+}
+
+// parseMembers splits a member list: entries separated by commas, spaces or
+// newlines, '#' comments to the end of the line.
+func parseMembers(data []byte) ([]string, error) {
 	var members []string
 	for _, line := range strings.Split(string(data), "\n") {
 		line, _, _ = strings.Cut(line, "#")
