@@ -195,8 +195,16 @@ func (p *Peer) Set(ctx context.Context, key, value []byte, ttl time.Duration) er
 	if err := p.begin(); err != nil {
 		return err
 	}
-	if err := checkEntry(key, value, ttl); err != nil {
+	if err := checkKey(key); err != nil {
 		return err
+	}
+	switch {
+	case len(value) > MaxValueSize:
+		return fmt.Errorf("peer: value of %d bytes exceeds the limit of %d", len(value), MaxValueSize)
+	case ttl <= 0:
+		return fmt.Errorf("peer: ttl %v must be positive", ttl)
+	case ttl > MaxTTL:
+		return fmt.Errorf("peer: ttl %v exceeds the limit of %v", ttl, MaxTTL)
 	}
 	start := time.Now()
 	err := p.all(ctx, &transport.Request{Op: transport.OpSet, Key: key, Value: value, TTL: ttl})
@@ -259,7 +267,7 @@ func (p *Peer) background(req *transport.Request, members []string) {
 	if len(members) == 0 {
 		return
 	}
-	req = &transport.Request{Op: req.Op, Key: bytes.Clone(req.Key), Value: bytes.Clone(req.Value), TTL: req.TTL, Entries: cloneEntries(req.Entries)}
+	req = &transport.Request{Op: req.Op, Key: bytes.Clone(req.Key), Value: bytes.Clone(req.Value), TTL: req.TTL}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -428,11 +436,6 @@ func (p *Peer) serveStore(req *transport.Request) *transport.Response {
 			p.store.Set(e.Key, e.Value, e.TTL)
 		}
 		p.metrics.handoffReceived.Add(float64(len(req.Entries)))
-		return &transport.Response{}
-	case transport.OpSetMany:
-		for _, e := range req.Entries {
-			p.store.Set(e.Key, e.Value, e.TTL)
-		}
 		return &transport.Response{}
 	case transport.OpPing:
 		return &transport.Response{}

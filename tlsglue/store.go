@@ -32,16 +32,6 @@ type Store interface {
 	Delete(ctx context.Context, key []byte) error
 }
 
-// BatchSetter is an optional interface of a Store that stores several
-// entries in one call (*peer.Peer implements it, sending one request per
-// member). When the write queue holds several sessions at once, a worker
-// stores them together through it: fewer requests and packets under load,
-// and no added delay, since only what is already queued is batched.
-// SetBatch returns one error per entry, nil for each entry stored.
-type BatchSetter interface {
-	SetBatch(ctx context.Context, keys, values [][]byte, ttls []time.Duration) []error
-}
-
 // ErrNotFound may be returned (or wrapped) by a Store to report a miss.
 var ErrNotFound = errors.New("tlsglue: session not found")
 

@@ -31,7 +31,6 @@ type writeJob struct {
 // a queued job never ends up without a worker.
 type writer struct {
 	store   Store
-	batch   BatchSetter // store, when it implements BatchSetter
 	metrics *Metrics
 	logger  *slog.Logger
 	timeout time.Duration
@@ -57,10 +56,8 @@ type writer struct {
 
 func newWriter(s Store, o Options) *writer {
 	ctx, cancel := context.WithCancel(context.Background())
-	batch, _ := s.(BatchSetter)
 	return &writer{
 		store:   s,
-		batch:   batch,
 		metrics: o.Metrics,
 		logger:  o.Logger,
 		timeout: o.WriteTimeout,
@@ -119,38 +116,17 @@ func (w *writer) work() {
 	defer w.wg.Done()
 	idle := time.NewTimer(writerIdle)
 	defer idle.Stop()
-	buf := make([]writeJob, 0, maxBatch)
 	for {
 		select {
 		case j := <-w.queue:
-			jobs := append(buf[:0], j)
-			if w.batch != nil {
-				// Take what else is queued right now, up to maxBatch.
-			drain:
-				for len(jobs) < maxBatch {
-					select {
-					case j := <-w.queue:
-						jobs = append(jobs, j)
-					default:
-						break drain
-					}
-				}
-			}
-			switch {
-			case w.ctx.Err() != nil: // closed: what is left is dropped
-				for _, j := range jobs {
-					clear(j.state)
-					w.metrics.drops.Inc()
-				}
-			case len(jobs) == 1:
+			if w.ctx.Err() != nil { // closed: what is left is dropped
+				clear(j.state)
+				w.metrics.drops.Inc()
+			} else {
 				w.write(j)
-			default:
-				w.writeBatch(jobs)
 			}
-			for range jobs {
-				w.metrics.pending.Dec()
-				w.done()
-			}
+			w.metrics.pending.Dec()
+			w.done()
 			idle.Reset(writerIdle)
 		case <-idle.C:
 			w.running.Add(-1)
@@ -167,55 +143,14 @@ func (w *writer) work() {
 
 // write seals j and stores it, counting the result.
 func (w *writer) write(j writeJob) {
-	storeKey, value := j.sealed()
-	ctx, cancel := context.WithTimeout(w.ctx, min(w.timeout, j.ttl))
-	err := w.store.Set(ctx, storeKey[:], value, j.ttl)
-	ctxErr := ctx.Err()
-	cancel()
-	w.count(err, ctxErr)
-}
-
-// maxBatch bounds how many queued sessions one worker stores in one
-// BatchSetter call.
-const maxBatch = 64
-
-// writeBatch seals jobs and stores them with one BatchSetter call.
-func (w *writer) writeBatch(jobs []writeJob) {
-	keys := make([][]byte, len(jobs))
-	values := make([][]byte, len(jobs))
-	ttls := make([]time.Duration, len(jobs))
-	timeout := w.timeout
-	for i := range jobs {
-		storeKey, value := jobs[i].sealed()
-		keys[i], values[i], ttls[i] = storeKey[:], value, jobs[i].ttl
-		timeout = min(timeout, jobs[i].ttl)
-	}
-	ctx, cancel := context.WithTimeout(w.ctx, timeout)
-	errs := w.batch.SetBatch(ctx, keys, values, ttls)
-	ctxErr := ctx.Err()
-	cancel()
-	for i := range jobs {
-		var err error
-		if i < len(errs) {
-			err = errs[i]
-		} else {
-			err = errors.New("tlsglue: SetBatch returned too few results")
-		}
-		w.count(err, ctxErr)
-	}
-}
-
-// sealed derives j's keys, seals its state and clears the secrets.
-func (j *writeJob) sealed() (*[storeKeyLen]byte, []byte) {
 	storeKey, aeadKey := j.h.keys()
 	value := seal(&storeKey, &aeadKey, j.state)
 	clear(j.state)
 	clear(aeadKey[:])
-	return &storeKey, value
-}
-
-// count records the result of one session write.
-func (w *writer) count(err, ctxErr error) {
+	ctx, cancel := context.WithTimeout(w.ctx, min(w.timeout, j.ttl))
+	err := w.store.Set(ctx, storeKey[:], value, j.ttl)
+	ctxErr := ctx.Err()
+	cancel()
 	switch {
 	case err == nil:
 		w.metrics.write(wrOK)

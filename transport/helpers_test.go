@@ -55,7 +55,7 @@ func (s *mapStore) ServeMember(ctx context.Context, req *Request) *Response {
 		s.m[string(req.Key)] = req.Value
 	case OpDelete:
 		delete(s.m, string(req.Key))
-	case OpPutMany, OpSetMany:
+	case OpPutMany:
 		for _, e := range req.Entries {
 			s.m[string(e.Key)] = e.Value
 		}

@@ -67,12 +67,6 @@ func TestOperations(t *testing.T) {
 	if r := call(&Request{Op: OpPutMany, Entries: entries}); r.Status != StatusOK {
 		t.Fatalf("put_many: %+v", r)
 	}
-	if r := call(&Request{Op: OpSetMany, Entries: []Entry{{Key: []byte("e3"), Value: []byte("v3"), TTL: time.Minute}}}); r.Status != StatusOK {
-		t.Fatalf("set_many: %+v", r)
-	}
-	if r := call(&Request{Op: OpGet, Key: []byte("e3")}); r.Status != StatusOK || string(r.Value) != "v3" {
-		t.Fatalf("get after set_many: %+v", r)
-	}
 	if r := call(&Request{Op: OpTake, Key: []byte("e1")}); r.Status != StatusOK || string(r.Value) != "v1" {
 		t.Fatalf("take: %+v", r)
 	}

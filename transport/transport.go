@@ -23,9 +23,9 @@ const (
 	MaxKeySize = 255
 	// MaxValueSize is the largest value, in bytes.
 	MaxValueSize = 64 << 10
-	// MaxBatchEntries is the most entries one OpPutMany or OpSetMany request carries.
+	// MaxBatchEntries is the most entries one OpPutMany request carries.
 	MaxBatchEntries = 512
-	// MaxBatchBytes bounds the summed key and value bytes of one OpPutMany or OpSetMany request.
+	// MaxBatchBytes bounds the summed key and value bytes of one OpPutMany request.
 	MaxBatchBytes = 1 << 20
 	// MaxTTL is the longest TTL a request may carry.
 	MaxTTL = 30 * 24 * time.Hour
@@ -50,11 +50,6 @@ const (
 	OpPutMany Op = 5
 	// OpPing asks a member whether it is alive; it touches no data.
 	OpPing Op = 6
-	// OpSetMany stores every entry of Entries, like OpPutMany, but for new
-	// writes batched by the caller rather than a hand-off.
-	OpSetMany Op = 7
-
-	lastOp = OpSetMany
 )
 
 // String names the operation for logs and metrics labels.
@@ -72,8 +67,6 @@ func (o Op) String() string {
 		return "put_many"
 	case OpPing:
 		return "ping"
-	case OpSetMany:
-		return "set_many"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -91,7 +84,7 @@ type Request struct {
 	Key     []byte        // OpGet, OpSet, OpTake, OpDelete
 	Value   []byte        // OpSet
 	TTL     time.Duration // OpSet
-	Entries []Entry       // OpPutMany, OpSetMany
+	Entries []Entry       // OpPutMany
 }
 
 // Status is the outcome of a request.
@@ -180,12 +173,12 @@ func (req *Request) Validate() error {
 			return err
 		}
 		return checkValue(req.Value, req.TTL)
-	case OpPutMany, OpSetMany:
+	case OpPutMany:
 		if len(req.Entries) == 0 {
-			return fmt.Errorf("transport: %s with no entries", req.Op)
+			return errors.New("transport: put_many with no entries")
 		}
 		if len(req.Entries) > MaxBatchEntries {
-			return fmt.Errorf("transport: %s with %d entries, limit %d", req.Op, len(req.Entries), MaxBatchEntries)
+			return fmt.Errorf("transport: put_many with %d entries, limit %d", len(req.Entries), MaxBatchEntries)
 		}
 		total := 0
 		for i := range req.Entries {
@@ -199,7 +192,7 @@ func (req *Request) Validate() error {
 			total += len(e.Key) + len(e.Value)
 		}
 		if total > MaxBatchBytes {
-			return fmt.Errorf("transport: %s of %d bytes, limit %d", req.Op, total, MaxBatchBytes)
+			return fmt.Errorf("transport: put_many of %d bytes, limit %d", total, MaxBatchBytes)
 		}
 		return nil
 	case OpPing:
