@@ -22,7 +22,6 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -299,45 +298,10 @@ func TestEndToEnd(t *testing.T) {
 	bin := tlsringBinary(t)
 	dir := t.TempDir()
 	const n = 3
-	procs := make([]*peerProc, n)
-	var members []string
-	for i := range procs {
-		name := fmt.Sprintf("p%d", i)
-		cmd := exec.Command(bin, "certs", "-dir", dir, "-name", name, "-hosts", "127.0.0.1")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("tlsring certs: %v\n%s", err, out)
-		}
-		// The QUIC port: free on UDP a moment ago.
-		port, err := freeUDPPort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		procs[i] = &peerProc{name: addr(port), admin: addr(freeTCPPort(t)), memcached: addr(freeTCPPort(t))}
-		members = append(members, procs[i].name)
-	}
+	procs := startRing(t, bin, dir, "p", n)
+	members := make([]string, n)
 	for i, pp := range procs {
-		pp.args = []string{"peer",
-			"-listen", pp.name,
-			"-members", strings.Join(members, ","),
-			"-cert", filepath.Join(dir, fmt.Sprintf("p%d.pem", i)),
-			"-key", filepath.Join(dir, fmt.Sprintf("p%d-key.pem", i)),
-			"-ca", filepath.Join(dir, "ca.pem"),
-			"-admin", pp.admin,
-			"-memcached", pp.memcached,
-			"-log-level", "debug",
-		}
-		pp.start(t, bin)
-	}
-	t.Cleanup(func() {
-		for _, pp := range procs {
-			pp.kill()
-			if t.Failed() {
-				t.Logf("logs of %s:\n%s", pp.name, pp.logs)
-			}
-		}
-	})
-	for _, pp := range procs {
-		pp.waitHealthy(t)
+		members[i] = pp.name
 	}
 
 	// TLS servers in this process, each storing sessions through one
