@@ -15,6 +15,17 @@
 // drop them when they meet them, and every Set also reclaims a few expired
 // entries from the cold end of its shard.
 //
+// # Tombstones
+//
+// Delete and Take leave a tombstone: the key without its value, charged
+// len(key)+EntryOverhead, living as long as the entry would have (at most
+// Config.TombstoneTTL). Set replaces a tombstone (an explicit write wins);
+// Add, which state transfer, hand-off and delayed writes use, refuses a key
+// with a tombstone, so a copy of a deleted session that arrives late from
+// another member (a transfer that read it before the delete, a member that
+// was paused) cannot bring it back. Tombstones are evicted like entries, so
+// under memory pressure the oldest lose that protection first.
+//
 // Measured (BenchmarkMemory1M, 1M entries, 16-byte keys, 100-byte values,
 // Go 1.26, amd64): 245 heap bytes per entry in all, so 129 bytes of
 // overhead beyond key and value (item header, map slot, allocation
@@ -37,6 +48,11 @@ const EntryOverhead = 160
 // about 230k TLS 1.3 sessions (~100 sealed bytes and a 16-byte key each).
 const DefaultMaxBytes = 64 << 20
 
+// DefaultTombstoneTTL is the longest a tombstone lives when
+// Config.TombstoneTTL is zero: long enough to outlast a state transfer, a
+// delayed write's delivery or a paused member's return.
+const DefaultTombstoneTTL = 10 * time.Minute
+
 // shardCount is the number of independently locked shards.
 const shardCount = 16
 
@@ -48,12 +64,16 @@ type Config struct {
 	// Now returns the current time. Nil means time.Now; simulations pass
 	// a virtual clock.
 	Now func() time.Time
+	// TombstoneTTL bounds how long a deleted key is remembered (see the
+	// package doc). Zero means DefaultTombstoneTTL.
+	TombstoneTTL time.Duration
 }
 
 // Stats are a store's counters and gauges.
 type Stats struct {
-	Entries     int64 // entries held now (some may have expired unseen)
-	Bytes       int64 // bytes charged now
+	Entries     int64 // entries held now (some may have expired unseen), tombstones not counted
+	Tombstones  int64 // tombstones held now
+	Bytes       int64 // bytes charged now, tombstones included
 	Evictions   int64 // entries dropped to stay within MaxBytes
 	Expirations int64 // entries dropped because their TTL passed
 }
@@ -63,6 +83,7 @@ type Store struct {
 	seed     maphash.Seed
 	now      func() time.Time
 	maxShard int64
+	maxTomb  int64 // longest tombstone lifetime, nanoseconds
 	shards   [shardCount]shard
 }
 
@@ -79,6 +100,7 @@ type item struct {
 	key        string
 	value      []byte
 	expires    int64 // unix nanoseconds
+	tomb       bool  // a tombstone: the key was deleted; value is nil
 	prev, next *item
 }
 
@@ -90,7 +112,10 @@ func New(cfg Config) *Store {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Store{seed: maphash.MakeSeed(), now: cfg.Now, maxShard: cfg.MaxBytes / shardCount}
+	if cfg.TombstoneTTL <= 0 {
+		cfg.TombstoneTTL = DefaultTombstoneTTL
+	}
+	s := &Store{seed: maphash.MakeSeed(), now: cfg.Now, maxShard: cfg.MaxBytes / shardCount, maxTomb: int64(cfg.TombstoneTTL)}
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.items = make(map[string]*item)
@@ -125,7 +150,40 @@ func (sh *shard) remove(it *item) {
 	sh.unlink(it)
 	delete(sh.items, it.key)
 	sh.bytes -= cost(it.key, it.value)
-	sh.stats.Entries--
+	if it.tomb {
+		sh.stats.Tombstones--
+	} else {
+		sh.stats.Entries--
+	}
+}
+
+// bury replaces it (already removed from the shard, or nil) by a tombstone
+// for key that lives until min(expires, now+maxTomb). Called with sh.mu held.
+func (s *Store) bury(sh *shard, key string, expires, now int64) {
+	expires = min(expires, now+s.maxTomb)
+	if expires <= now {
+		return
+	}
+	t := &item{key: key, expires: expires, tomb: true}
+	s.insert(sh, t, now)
+	sh.stats.Tombstones++
+}
+
+// insert links it into sh, evicting from the cold end to make room, and
+// charges it. Called with sh.mu held and no item under it.key.
+func (s *Store) insert(sh *shard, it *item, now int64) {
+	c := cost(it.key, it.value)
+	sh.reclaimExpired(now, 2)
+	for sh.bytes+c > s.maxShard && sh.head.prev != &sh.head {
+		old := sh.head.prev
+		sh.remove(old)
+		if !old.tomb {
+			sh.stats.Evictions++
+		}
+	}
+	sh.items[it.key] = it
+	sh.pushFront(it)
+	sh.bytes += c
 }
 
 // Get returns the value stored under key and its remaining lifetime. The
@@ -136,7 +194,7 @@ func (s *Store) Get(key []byte) (value []byte, ttl time.Duration, ok bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	it := sh.items[string(key)] // no allocation: the compiler elides the conversion
-	if it == nil {
+	if it == nil || it.tomb {
 		return nil, 0, false
 	}
 	if it.expires <= now {
@@ -150,14 +208,15 @@ func (s *Store) Get(key []byte) (value []byte, ttl time.Duration, ok bool) {
 }
 
 // Take returns the value stored under key and removes it, atomically: of
-// concurrent Takes of one key, exactly one returns it.
+// concurrent Takes of one key, exactly one returns it. It leaves a
+// tombstone for the rest of the entry's lifetime.
 func (s *Store) Take(key []byte) (value []byte, ttl time.Duration, ok bool) {
 	sh := s.shard(key)
 	now := s.now().UnixNano()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	it := sh.items[string(key)]
-	if it == nil {
+	if it == nil || it.tomb {
 		return nil, 0, false
 	}
 	sh.remove(it)
@@ -165,20 +224,40 @@ func (s *Store) Take(key []byte) (value []byte, ttl time.Duration, ok bool) {
 		sh.stats.Expirations++
 		return nil, 0, false
 	}
+	s.bury(sh, it.key, it.expires, now)
 	return it.value, time.Duration(it.expires - now), true
 }
 
-// Delete removes key and reports whether it was there (expired or not).
+// Delete removes key, leaving a tombstone for the rest of the entry's
+// lifetime (for Config.TombstoneTTL when it held no entry), and reports
+// whether an entry was there (expired or not).
 func (s *Store) Delete(key []byte) bool {
+	sh := s.shard(key)
+	now := s.now().UnixNano()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	expires := now + s.maxTomb
+	had := false
+	if it := sh.items[string(key)]; it != nil {
+		had = !it.tomb
+		if had {
+			expires = it.expires
+		}
+		sh.remove(it)
+	}
+	s.bury(sh, string(key), expires, now)
+	return had
+}
+
+// Drop removes key's entry without a tombstone: for entries this member no
+// longer holds after a membership change, which may legitimately come back.
+func (s *Store) Drop(key []byte) {
 	sh := s.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	it := sh.items[string(key)]
-	if it == nil {
-		return false
+	if it := sh.items[string(key)]; it != nil && !it.tomb {
+		sh.remove(it)
 	}
-	sh.remove(it)
-	return true
 }
 
 // Set stores a copy of value under key for ttl, replacing any earlier
@@ -198,14 +277,37 @@ func (s *Store) Set(key, value []byte, ttl time.Duration) bool {
 	if old := sh.items[it.key]; old != nil {
 		sh.remove(old)
 	}
-	sh.reclaimExpired(now, 2)
-	for sh.bytes+c > s.maxShard {
-		sh.remove(sh.head.prev)
-		sh.stats.Evictions++
+	s.insert(sh, it, now)
+	sh.stats.Entries++
+	return true
+}
+
+// Add stores a copy of value under key for ttl unless the key holds an
+// unexpired entry or a tombstone; it reports whether it stored. A copy
+// that arrives from another member (state transfer, hand-off, a delayed
+// write) goes through Add: sessions are written once, so what is here
+// already is at least as new, and a tombstone means the session was used
+// up or deleted.
+func (s *Store) Add(key, value []byte, ttl time.Duration) bool {
+	c := int64(len(key)+len(value)) + EntryOverhead
+	if ttl <= 0 || c > s.maxShard {
+		return false
 	}
-	sh.items[it.key] = it
-	sh.pushFront(it)
-	sh.bytes += c
+	sh := s.shard(key)
+	now := s.now().UnixNano()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if old := sh.items[string(key)]; old != nil {
+		if old.expires > now {
+			return false
+		}
+		sh.remove(old)
+		if !old.tomb {
+			sh.stats.Expirations++
+		}
+	}
+	it := &item{key: string(key), value: append([]byte(nil), value...), expires: now + int64(ttl)}
+	s.insert(sh, it, now)
 	sh.stats.Entries++
 	return true
 }
@@ -218,7 +320,9 @@ func (sh *shard) reclaimExpired(now int64, n int) {
 			return
 		}
 		sh.remove(it)
-		sh.stats.Expirations++
+		if !it.tomb {
+			sh.stats.Expirations++
+		}
 	}
 }
 
@@ -234,7 +338,7 @@ func (s *Store) Range(fn func(key, value []byte, ttl time.Duration) bool) {
 		batch = batch[:0]
 		sh.mu.Lock()
 		for it := sh.head.next; it != &sh.head; it = it.next {
-			if it.expires > now {
+			if it.expires > now && !it.tomb {
 				batch = append(batch, it)
 			}
 		}
@@ -255,6 +359,7 @@ func (s *Store) Stats() Stats {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		st.Entries += sh.stats.Entries
+		st.Tombstones += sh.stats.Tombstones
 		st.Bytes += sh.bytes
 		st.Evictions += sh.stats.Evictions
 		st.Expirations += sh.stats.Expirations

@@ -55,8 +55,56 @@ func TestSetGetTakeDelete(t *testing.T) {
 	if !s.Delete([]byte("b")) || s.Delete([]byte("b")) {
 		t.Fatal("Delete should report true once, then false")
 	}
-	if st := s.Stats(); st.Entries != 0 || st.Bytes != 0 {
-		t.Fatalf("empty store Stats = %+v", st)
+	// Take and Delete leave tombstones, charged key+overhead each.
+	if st := s.Stats(); st.Entries != 0 || st.Tombstones != 2 || st.Bytes != int64(2*(1+EntryOverhead)) {
+		t.Fatalf("store with two tombstones: Stats = %+v", st)
+	}
+}
+
+func TestTombstones(t *testing.T) {
+	s, c := newClocked(1 << 20)
+	// A taken key refuses a late copy (Add) for the rest of its lifetime...
+	s.Set([]byte("a"), []byte("v"), time.Minute)
+	if _, _, ok := s.Take([]byte("a")); !ok {
+		t.Fatal("Take missed")
+	}
+	if s.Add([]byte("a"), []byte("late"), time.Minute) {
+		t.Fatal("Add brought back a taken key")
+	}
+	if _, _, ok := s.Get([]byte("a")); ok {
+		t.Fatal("Get found a tombstone")
+	}
+	// ...and a deleted key that was never here, for TombstoneTTL.
+	s.Delete([]byte("never"))
+	if s.Add([]byte("never"), []byte("late"), time.Hour) {
+		t.Fatal("Add brought back a key deleted before it arrived")
+	}
+	// Range skips tombstones.
+	s.Range(func(key, _ []byte, _ time.Duration) bool {
+		t.Fatalf("Range passed %q, a tombstone", key)
+		return true
+	})
+	// An explicit Set wins over a tombstone.
+	if !s.Set([]byte("a"), []byte("new"), time.Minute) {
+		t.Fatal("Set refused")
+	}
+	if v, _, ok := s.Get([]byte("a")); !ok || string(v) != "new" {
+		t.Fatalf("Get after Set over a tombstone = %q, %v", v, ok)
+	}
+	// Add does not overwrite a live entry.
+	if s.Add([]byte("a"), []byte("other"), time.Minute) {
+		t.Fatal("Add overwrote a live entry")
+	}
+	// Tombstones expire: with the entry's lifetime, capped at TombstoneTTL.
+	c.advance(DefaultTombstoneTTL + time.Second)
+	if !s.Add([]byte("never"), []byte("v"), time.Minute) {
+		t.Fatal("a tombstone outlived TombstoneTTL")
+	}
+	// Drop removes an entry without a tombstone.
+	s.Set([]byte("d"), []byte("v"), time.Minute)
+	s.Drop([]byte("d"))
+	if !s.Add([]byte("d"), []byte("v"), time.Minute) {
+		t.Fatal("Drop left a tombstone")
 	}
 }
 
