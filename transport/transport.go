@@ -50,6 +50,11 @@ const (
 	OpPutMany Op = 5
 	// OpPing asks a member whether it is alive; it touches no data.
 	OpPing Op = 6
+	// OpSync asks a member to send the caller, named by its member address
+	// in Key, every entry of which the caller holds a copy, as OpPutMany
+	// requests of its own, and to answer once they were all delivered:
+	// the state transfer of a member that starts or rejoins.
+	OpSync Op = 7
 )
 
 // String names the operation for logs and metrics labels.
@@ -67,6 +72,8 @@ func (o Op) String() string {
 		return "put_many"
 	case OpPing:
 		return "ping"
+	case OpSync:
+		return "sync"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -81,7 +88,7 @@ type Entry struct {
 // Request is one call from a member to another.
 type Request struct {
 	Op      Op
-	Key     []byte        // OpGet, OpSet, OpTake, OpDelete
+	Key     []byte        // OpGet, OpSet, OpTake, OpDelete; the caller's address for OpSync
 	Value   []byte        // OpSet
 	TTL     time.Duration // OpSet
 	Entries []Entry       // OpPutMany
@@ -166,7 +173,7 @@ var (
 // that breaks a limit.
 func (req *Request) Validate() error {
 	switch req.Op {
-	case OpGet, OpTake, OpDelete:
+	case OpGet, OpTake, OpDelete, OpSync:
 		return checkKey(req.Key)
 	case OpSet:
 		if err := checkKey(req.Key); err != nil {

@@ -28,7 +28,7 @@
 //	offset size  field
 //	0      1     version, 1
 //	1      8     request ID, chosen by the caller, unique among its requests in flight
-//	9      1     operation: 1 get, 2 set, 3 take, 4 delete, 5 put_many, 6 ping
+//	9      1     operation: 1 get, 2 set, 3 take, 4 delete, 5 put_many, 6 ping, 7 sync
 //	10     4     caller's remaining deadline in microseconds when the frame was
 //	             written; 0 means no deadline. The member serves the request under
 //	             this deadline and skips it if it has passed before serving.
@@ -318,7 +318,7 @@ func (d *decoder) end() {
 }
 
 // knownOp reports whether op is an operation of wire version 1.
-func knownOp(op Op) bool { return op >= OpGet && op <= OpPing }
+func knownOp(op Op) bool { return op >= OpGet && op <= OpSync }
 
 // decodeRequest decodes a request frame body (without its length prefix).
 // Key, Value and entries alias body. On error, a *wireError says whether
