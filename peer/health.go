@@ -18,12 +18,29 @@ import (
 type health struct {
 	p        *Peer
 	mu       sync.RWMutex
-	down     map[string]time.Time // member -> when it was marked down
-	timeouts map[string]int       // member -> timed-out calls since its last answer
+	down     map[string]downInfo // member -> when and why it was marked down
+	timeouts map[string]int      // member -> timed-out calls since its last answer
+}
+
+type downInfo struct {
+	since time.Time
+	err   error // the failure that marked it down
 }
 
 func newHealth(p *Peer) *health {
-	return &health{p: p, down: make(map[string]time.Time), timeouts: make(map[string]int)}
+	return &health{p: p, down: make(map[string]downInfo), timeouts: make(map[string]int)}
+}
+
+// downErrors returns the members marked down with the error that marked
+// each.
+func (h *health) downErrors() map[string]string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make(map[string]string, len(h.down))
+	for m, d := range h.down {
+		out[m] = d.err.Error()
+	}
+	return out
 }
 
 func (h *health) isDown(m string) bool {
@@ -49,7 +66,7 @@ func (h *health) failed(m string, err error) {
 		}
 	}
 	if !was {
-		h.down[m] = time.Now()
+		h.down[m] = downInfo{since: time.Now(), err: err}
 	}
 	h.mu.Unlock()
 	if !was {
@@ -66,12 +83,16 @@ func (h *health) ok(m string) {
 		return
 	}
 	h.mu.Lock()
-	since, was := h.down[m]
+	d, was := h.down[m]
 	delete(h.down, m)
 	delete(h.timeouts, m)
 	h.mu.Unlock()
 	if was {
-		h.p.log.Info("member answering again", "peer", m, "down_for", time.Since(since).Round(time.Millisecond))
+		h.p.log.Info("member answering again", "peer", m, "down_for", time.Since(d.since).Round(time.Millisecond))
+		// Writes it missed while down go out now, and a state transfer
+		// waiting for it asks it again.
+		h.p.hints.kick(m)
+		h.p.kickTransfer()
 	}
 }
 
@@ -140,7 +161,9 @@ func (p *Peer) WarmUp(ctx context.Context) error {
 	return nil
 }
 
-// probeLoop pings members marked down every ProbeInterval.
+// probeLoop pings members marked down every ProbeInterval, and retries
+// delayed writes to members that answer (a write can fail on a member
+// that was never marked down, or its first delivery can fail).
 func (h *health) probeLoop() {
 	defer h.p.wg.Done()
 	t := time.NewTicker(h.p.cfg.ProbeInterval)
@@ -155,6 +178,11 @@ func (h *health) probeLoop() {
 			ctx, cancel := context.WithTimeout(h.p.bg, h.p.cfg.ProbeInterval)
 			h.p.call(ctx, m, &transport.Request{Op: transport.OpPing})
 			cancel()
+		}
+		for _, m := range h.p.hints.pending() {
+			if !h.isDown(m) {
+				h.p.hints.kick(m)
+			}
 		}
 	}
 }

@@ -13,16 +13,21 @@ import (
 )
 
 type metrics struct {
-	p               *Peer
-	ops             *prometheus.HistogramVec // public operations by op and result
-	calls           *prometheus.CounterVec   // calls to other members by peer and result
-	callLatency     *prometheus.HistogramVec // their latency by peer
-	served          *prometheus.CounterVec   // requests served by op and status
-	handoffSent     prometheus.Counter
-	handoffReceived prometheus.Counter
-	rebalances      prometheus.Counter
+	p                *Peer
+	ops              *prometheus.HistogramVec // public operations by op and result
+	calls            *prometheus.CounterVec   // calls to other members by peer and result
+	callLatency      *prometheus.HistogramVec // their latency by peer
+	served           *prometheus.CounterVec   // requests served by op and status
+	handoffSent      prometheus.Counter
+	handoffReceived  prometheus.Counter
+	rebalances       prometheus.Counter
+	rebalanceRetries prometheus.Counter
+	hints            *prometheus.CounterVec // delayed writes by result
+	transfers        prometheus.Counter
+	transferSent     prometheus.Counter
 
-	storeBytes, storeMaxBytes, storeEntries, evictions, expirations, peerUp, members *prometheus.Desc
+	storeBytes, storeMaxBytes, storeEntries, evictions, expirations, peerUp, members,
+	tombstones, hintsPending, hintBytes, ready, transferring *prometheus.Desc
 }
 
 func newMetrics(p *Peer) *metrics {
@@ -60,6 +65,27 @@ func newMetrics(p *Peer) *metrics {
 			Name: "tlsring_peer_rebalances_total", ConstLabels: cl,
 			Help: "Rebalances completed after membership changes.",
 		}),
+		rebalanceRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tlsring_peer_rebalance_retries_total", ConstLabels: cl,
+			Help: "Rebalances that failed part-way and were retried.",
+		}),
+		hints: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tlsring_peer_delayed_writes_total", ConstLabels: cl,
+			Help: "Writes kept for members that could not be reached, by result: queued, delivered, dropped (over HintBytes), expired (TTL passed before delivery).",
+		}, []string{"result"}),
+		transfers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tlsring_peer_state_transfers_total", ConstLabels: cl,
+			Help: "State transfers this member completed (at start, or when added back to the ring).",
+		}),
+		transferSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tlsring_peer_state_transfer_sent_entries_total", ConstLabels: cl,
+			Help: "Entries sent to members pulling their state after a start or rejoin.",
+		}),
+		tombstones:    prometheus.NewDesc("tlsring_store_tombstones", "Deleted or taken keys remembered so that late copies cannot bring them back.", nil, cl),
+		hintsPending:  prometheus.NewDesc("tlsring_peer_delayed_writes", "Writes waiting for members that could not be reached.", nil, cl),
+		hintBytes:     prometheus.NewDesc("tlsring_peer_delayed_write_bytes", "Bytes charged for writes waiting for members that could not be reached; bounded by HintBytes.", nil, cl),
+		ready:         prometheus.NewDesc("tlsring_peer_ready", "1 if the member is ready (state transfer done, reaches the ring), else 0.", nil, cl),
+		transferring:  prometheus.NewDesc("tlsring_peer_state_transfer_running", "1 while this member's state transfer waits for members, else 0.", nil, cl),
 		storeBytes:    prometheus.NewDesc("tlsring_store_bytes", "Bytes charged in the local store (keys, values, per-entry overhead).", nil, cl),
 		storeMaxBytes: prometheus.NewDesc("tlsring_store_max_bytes", "Bound on tlsring_store_bytes.", nil, cl),
 		storeEntries:  prometheus.NewDesc("tlsring_store_entries", "Entries in the local store.", nil, cl),
@@ -78,7 +104,12 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.handoffSent.Describe(ch)
 	m.handoffReceived.Describe(ch)
 	m.rebalances.Describe(ch)
-	for _, d := range []*prometheus.Desc{m.storeBytes, m.storeMaxBytes, m.storeEntries, m.evictions, m.expirations, m.peerUp, m.members} {
+	m.rebalanceRetries.Describe(ch)
+	m.hints.Describe(ch)
+	m.transfers.Describe(ch)
+	m.transferSent.Describe(ch)
+	for _, d := range []*prometheus.Desc{m.storeBytes, m.storeMaxBytes, m.storeEntries, m.evictions, m.expirations, m.peerUp, m.members,
+		m.tombstones, m.hintsPending, m.hintBytes, m.ready, m.transferring} {
 		ch <- d
 	}
 }
@@ -91,7 +122,18 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	m.handoffSent.Collect(ch)
 	m.handoffReceived.Collect(ch)
 	m.rebalances.Collect(ch)
+	m.rebalanceRetries.Collect(ch)
+	m.hints.Collect(ch)
+	m.transfers.Collect(ch)
+	m.transferSent.Collect(ch)
 	st := m.p.store.Stats()
+	ch <- prometheus.MustNewConstMetric(m.tombstones, prometheus.GaugeValue, float64(st.Tombstones))
+	hn, hb := m.p.hints.stats()
+	ch <- prometheus.MustNewConstMetric(m.hintsPending, prometheus.GaugeValue, float64(hn))
+	ch <- prometheus.MustNewConstMetric(m.hintBytes, prometheus.GaugeValue, float64(hb))
+	rd := m.p.Readiness()
+	ch <- prometheus.MustNewConstMetric(m.ready, prometheus.GaugeValue, b2f(rd.Ready))
+	ch <- prometheus.MustNewConstMetric(m.transferring, prometheus.GaugeValue, b2f(rd.Transferring))
 	ch <- prometheus.MustNewConstMetric(m.storeBytes, prometheus.GaugeValue, float64(st.Bytes))
 	ch <- prometheus.MustNewConstMetric(m.storeMaxBytes, prometheus.GaugeValue, float64(m.p.store.MaxBytes()))
 	ch <- prometheus.MustNewConstMetric(m.storeEntries, prometheus.GaugeValue, float64(st.Entries))
@@ -147,4 +189,11 @@ func (m *metrics) observeCall(peer string, resp *transport.Response, err error, 
 	if err == nil {
 		m.callLatency.WithLabelValues(peer).Observe(d.Seconds())
 	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

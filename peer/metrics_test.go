@@ -88,8 +88,14 @@ func TestMetrics(t *testing.T) {
 	if got := sum(t, reg, "tlsring_peer_up", self); got != 2 {
 		t.Errorf("peers up = %v, want 2", got)
 	}
-	reader.health.failed(c.names[1], transport.ErrUnreachable)
-	if got := sum(t, reg, "tlsring_peer_up", self); got != 1 {
-		t.Errorf("peers up with one refusing = %v, want 1", got)
+	// A member that really refuses (so the probe cannot bring it back).
+	c.net.SetFault(c.names[1], transport.Refusing)
+	reader.WarmUp(ctx)
+	waitFor(t, func() bool { return sum(t, reg, "tlsring_peer_up", self) == 1 }, "peers up with one refusing to be 1")
+	if got := sum(t, reg, "tlsring_peer_ready", self); got != 1 {
+		t.Errorf("ready with one of two others down = %v, want 1", got)
 	}
+	c.net.SetFault(c.names[2], transport.Refusing)
+	reader.WarmUp(ctx)
+	waitFor(t, func() bool { return sum(t, reg, "tlsring_peer_ready", self) == 0 }, "not ready with no other member reachable")
 }

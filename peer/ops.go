@@ -17,26 +17,29 @@ import (
 
 // targets returns the members holding key, in the order to ask them: this
 // member first if it holds a copy (a local read is free), then the others
-// in ring order, with members marked down moved to the end.
-func (p *Peer) targets(key []byte) []string {
+// in ring order, with members marked down moved to the end; up is how many
+// of them are not marked down. Each member's health is read once, so a
+// health change while the list is built cannot drop a copy or list it
+// twice.
+func (p *Peer) targets(key []byte) (order []string, up int) {
 	owners := p.ring.Load().Owners(key, p.cfg.Replicas)
-	out := make([]string, 0, len(owners))
-	for _, m := range owners {
-		if m == p.self {
-			out = append(out, m)
-		}
+	order = make([]string, 0, len(owners))
+	var downBuf [4]string
+	down := downBuf[:0]
+	if slices.Contains(owners, p.self) {
+		order = append(order, p.self)
 	}
 	for _, m := range owners {
-		if m != p.self && !p.health.isDown(m) {
-			out = append(out, m)
+		switch {
+		case m == p.self:
+		case p.health.isDown(m):
+			down = append(down, m)
+		default:
+			order = append(order, m)
 		}
 	}
-	for _, m := range owners {
-		if m != p.self && p.health.isDown(m) {
-			out = append(out, m)
-		}
-	}
-	return out
+	up = len(order)
+	return append(order, down...), up
 }
 
 // call sends req to member, serving it locally when member is this one.
@@ -94,14 +97,16 @@ type result struct {
 
 func (p *Peer) get(ctx context.Context, key []byte) ([]byte, error) {
 	req := &transport.Request{Op: transport.OpGet, Key: key}
-	targets := p.targets(key)
+	targets, _ := p.targets(key)
 	missed := false // some copy answered that it does not have the key
 	if targets[0] == p.self {
 		if v, _, ok := p.store.Get(key); ok {
 			return bytes.Clone(v), nil // the store's own bytes must not escape
 		}
 		targets = targets[1:]
-		missed = true
+		// While entries are still arriving by state transfer, a local miss
+		// says nothing.
+		missed = !p.transferring.Load()
 	}
 	switch len(targets) {
 	case 0:
@@ -228,22 +233,30 @@ func (p *Peer) Delete(ctx context.Context, key []byte) error {
 }
 
 // all sends req to every copy of its key in parallel and waits for those
-// that are up. Members marked down get the request in the background, so a
-// dead member does not hold each write for a whole deadline, and a member
-// wrongly marked down still gets its copy.
+// that are up. A copy that is marked down, or whose call fails, gets the
+// write later: it is kept as a delayed write (hints.go) and delivered when
+// that member answers again, so a dead member does not hold each write for
+// a whole deadline and a member that was down still gets its copy.
 func (p *Peer) all(ctx context.Context, req *transport.Request) error {
-	targets := p.targets(req.Key)
-	up := slices.DeleteFunc(slices.Clone(targets), p.health.isDown)
-	if len(up) == 0 {
-		up = targets
-	} else if len(up) < len(targets) {
-		p.background(req, slices.DeleteFunc(slices.Clone(targets), func(m string) bool { return !p.health.isDown(m) }))
+	targets, up := p.targets(req.Key)
+	if up == 0 {
+		up = len(targets) // every copy marked down: try them anyway
 	}
-	errs := make(chan error, len(up))
-	for _, m := range up[1:] {
-		go func() { errs <- respErr(p.call(ctx, m, req)) }()
+	for _, m := range targets[up:] {
+		p.hints.add(m, req)
 	}
-	errs <- respErr(p.call(ctx, up[0], req))
+	errs := make(chan error, up)
+	send := func(m string) {
+		err := respErr(p.call(ctx, m, req))
+		if err != nil && m != p.self && retriable(err) {
+			p.hints.add(m, req)
+		}
+		errs <- err
+	}
+	for _, m := range targets[1:up] {
+		go send(m)
+	}
+	send(targets[0])
 	var firstErr error
 	okCount := 0
 	for range up {
@@ -261,9 +274,23 @@ func (p *Peer) all(ctx context.Context, req *transport.Request) error {
 	return nil
 }
 
-// background sends req to members without waiting, bounded by
-// RequestTimeout and Close.
-func (p *Peer) background(req *transport.Request, members []string) {
+// retriable reports whether a failed write may succeed later: anything but
+// a member refusing the request itself.
+func retriable(err error) bool {
+	var bad badRequest
+	return !errors.As(err, &bad)
+}
+
+// badRequest is a member's StatusBadRequest answer: the request broke a
+// limit, and sending it again will not help.
+type badRequest struct{ msg string }
+
+func (e badRequest) Error() string { return "peer: member refused the request: " + e.msg }
+
+// sendLater sends req to members in the background, bounded by
+// RequestTimeout and Close; a member that does not take it gets it as a
+// delayed write.
+func (p *Peer) sendLater(req *transport.Request, members []string) {
 	if len(members) == 0 {
 		return
 	}
@@ -275,7 +302,10 @@ func (p *Peer) background(req *transport.Request, members []string) {
 		defer cancel()
 		for _, m := range members {
 			if err := respErr(p.call(ctx, m, req)); err != nil {
-				p.log.Debug("background request failed", "peer", m, "op", req.Op, "err", err)
+				p.log.Debug("background request failed; kept as a delayed write", "peer", m, "op", req.Op, "err", err)
+				if retriable(err) {
+					p.hints.add(m, req)
+				}
 			}
 		}
 	}()
@@ -285,10 +315,13 @@ func respErr(resp *transport.Response, err error) error {
 	if err != nil {
 		return err
 	}
-	if resp.Status != transport.StatusOK && resp.Status != transport.StatusNotFound {
-		return fmt.Errorf("peer: member answered %s: %s", resp.Status, resp.Message)
+	switch resp.Status {
+	case transport.StatusOK, transport.StatusNotFound:
+		return nil
+	case transport.StatusBadRequest:
+		return badRequest{resp.Message}
 	}
-	return nil
+	return fmt.Errorf("peer: member answered %s: %s", resp.Status, resp.Message)
 }
 
 // Take returns the value stored under key and removes every copy: of
@@ -397,7 +430,7 @@ wait:
 			rest = append(rest, m)
 		}
 	}
-	p.background(&transport.Request{Op: transport.OpDelete, Key: key}, rest)
+	p.sendLater(&transport.Request{Op: transport.OpDelete, Key: key}, rest)
 	return value, nil
 }
 
@@ -406,23 +439,23 @@ func (p *Peer) serve(ctx context.Context, req *transport.Request) *transport.Res
 	if err := ctx.Err(); err != nil {
 		return &transport.Response{Status: transport.StatusError, Message: "deadline passed before serving"}
 	}
-	resp := p.serveStore(req)
+	resp := p.serveStore(ctx, req)
 	p.metrics.served.WithLabelValues(req.Op.String(), resp.Status.String()).Inc()
 	return resp
 }
 
-func (p *Peer) serveStore(req *transport.Request) *transport.Response {
+func (p *Peer) serveStore(ctx context.Context, req *transport.Request) *transport.Response {
 	switch req.Op {
 	case transport.OpGet:
 		if v, ttl, ok := p.store.Get(req.Key); ok {
 			return &transport.Response{Value: v, TTL: ttl}
 		}
-		return &transport.Response{Status: transport.StatusNotFound}
+		return p.miss(req.Key)
 	case transport.OpTake:
 		if v, ttl, ok := p.store.Take(req.Key); ok {
 			return &transport.Response{Value: v, TTL: ttl}
 		}
-		return &transport.Response{Status: transport.StatusNotFound}
+		return p.miss(req.Key)
 	case transport.OpSet:
 		if !p.store.Set(req.Key, req.Value, req.TTL) {
 			return &transport.Response{Status: transport.StatusBadRequest, Message: "entry too large for this member's store"}
@@ -432,13 +465,32 @@ func (p *Peer) serveStore(req *transport.Request) *transport.Response {
 		p.store.Delete(req.Key)
 		return &transport.Response{}
 	case transport.OpPutMany:
+		// Copies from other members (hand-off, state transfer, delayed
+		// writes): a key this member has, or has deleted, keeps its state.
+		added := 0
 		for _, e := range req.Entries {
-			p.store.Set(e.Key, e.Value, e.TTL)
+			if p.store.Add(e.Key, e.Value, e.TTL) {
+				added++
+			}
 		}
-		p.metrics.handoffReceived.Add(float64(len(req.Entries)))
+		p.metrics.handoffReceived.Add(float64(added))
 		return &transport.Response{}
+	case transport.OpSync:
+		return p.serveSync(ctx, req)
 	case transport.OpPing:
 		return &transport.Response{}
 	}
 	return &transport.Response{Status: transport.StatusBadRequest, Message: fmt.Sprintf("unknown operation %d", req.Op)}
+}
+
+// miss answers a Get or Take of a key this member does not hold: not
+// found, unless its state transfer is still running and the key is not
+// known deleted (a tombstone), when the key may yet arrive and the caller
+// should ask the other copy. A Take relies on a tombstone's answer being
+// not found: that is what lets only one of two racing Takes win.
+func (p *Peer) miss(key []byte) *transport.Response {
+	if p.transferring.Load() && !p.store.Deleted(key) {
+		return &transport.Response{Status: transport.StatusError, Message: "this member is receiving its entries (state transfer); ask the other copy"}
+	}
+	return &transport.Response{Status: transport.StatusNotFound}
 }

@@ -12,6 +12,7 @@
 package peer
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -35,6 +36,9 @@ const (
 	DefaultRequestTimeout = time.Second
 	DefaultProbeInterval  = 200 * time.Millisecond
 	DefaultDownAfter      = 3
+	// DefaultTransferTimeout bounds one part (a sixteenth) of one member's
+	// share of a state transfer.
+	DefaultTransferTimeout = 10 * time.Second
 )
 
 // Limits on keys, values and TTLs; longer ones get an error.
@@ -92,6 +96,19 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Now is the clock for TTLs. nil = time.Now.
 	Now func() time.Time
+	// HintBytes bounds the delayed writes kept for members that could not
+	// be reached (keys, values and 96 bytes each). 0 = MaxBytes/8 (of the
+	// default MaxBytes when that is 0).
+	HintBytes int64
+	// TombstoneTTL is the longest a deleted or taken key is remembered, so
+	// that a late copy from another member cannot bring it back; also the
+	// lifetime of a delayed Delete. 0 = store.DefaultTombstoneTTL (10 min).
+	TombstoneTTL time.Duration
+	// TransferTimeout bounds one request of the state transfer of a member
+	// that starts or rejoins (a sixteenth of one other member's share); one
+	// that does not finish in time is retried. 0 = DefaultTransferTimeout
+	// (10 s).
+	TransferTimeout time.Duration
 }
 
 // Peer is a ring member. Its methods are safe for concurrent use.
@@ -103,7 +120,14 @@ type Peer struct {
 	tr      transport.Transport
 	ring    atomic.Pointer[ring.Ring]
 	health  *health
+	hints   *hints
 	metrics *metrics
+
+	transferMu     sync.Mutex
+	transfer       *transferState     // the last started state transfer
+	cancelTransfer context.CancelFunc // stops it
+	transferring   atomic.Bool        // a state transfer is waiting for members that answer
+	transferKick   chan struct{}      // a member answers again: retry the transfer now
 
 	rebalanceMu   sync.Mutex
 	settled       *ring.Ring         // ring the last finished rebalance moved entries for
@@ -136,7 +160,9 @@ func New(cfg Config) (*Peer, error) {
 		return nil, fmt.Errorf("peer: Config.Replicas %d is negative", cfg.Replicas)
 	case cfg.DownAfter < 0:
 		return nil, fmt.Errorf("peer: Config.DownAfter %d is negative", cfg.DownAfter)
-	case cfg.HedgeAfter < 0 || cfg.RequestTimeout < 0 || cfg.ProbeInterval < 0:
+	case cfg.HintBytes < 0:
+		return nil, fmt.Errorf("peer: Config.HintBytes %d is negative", cfg.HintBytes)
+	case cfg.HedgeAfter < 0 || cfg.RequestTimeout < 0 || cfg.ProbeInterval < 0 || cfg.TombstoneTTL < 0 || cfg.TransferTimeout < 0:
 		return nil, errors.New("peer: Config durations must not be negative")
 	}
 	if cfg.Replicas == 0 {
@@ -160,6 +186,15 @@ func New(cfg Config) (*Peer, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.HintBytes == 0 {
+		cfg.HintBytes = cmp.Or(cfg.MaxBytes, store.DefaultMaxBytes) / 8
+	}
+	if cfg.TombstoneTTL == 0 {
+		cfg.TombstoneTTL = store.DefaultTombstoneTTL
+	}
+	if cfg.TransferTimeout == 0 {
+		cfg.TransferTimeout = DefaultTransferTimeout
+	}
 	if cfg.Listen == nil {
 		if cfg.TLS == nil {
 			return nil, errors.New("peer: Config.TLS is nil; members need a certificate and the cluster CA")
@@ -173,8 +208,10 @@ func New(cfg Config) (*Peer, error) {
 		cfg:     cfg,
 		self:    cfg.Self,
 		log:     cfg.Logger.With("member", cfg.Self),
-		store:   store.New(store.Config{MaxBytes: cfg.MaxBytes, Now: cfg.Now}),
+		store:   store.New(store.Config{MaxBytes: cfg.MaxBytes, Now: cfg.Now, TombstoneTTL: cfg.TombstoneTTL}),
 		settled: r,
+
+		transferKick: make(chan struct{}, 1),
 	}
 	p.bg, p.stopBg = context.WithCancel(context.Background())
 	p.ring.Store(r)
@@ -185,6 +222,7 @@ func New(cfg Config) (*Peer, error) {
 		}
 	}
 	p.health = newHealth(p)
+	p.hints = newHints(p, cfg.HintBytes)
 	tr, err := cfg.Listen(cfg.Self, transport.HandlerFunc(p.serve))
 	if err != nil {
 		p.stopBg()
@@ -204,6 +242,7 @@ func New(cfg Config) (*Peer, error) {
 			p.log.Debug("warm-up: some members not answering yet; probing them", "err", err)
 		}
 	}()
+	p.startTransfer(r)
 	return p, nil
 }
 

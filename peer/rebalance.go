@@ -1,6 +1,8 @@
 // Rebalancing: when membership changes, entries move to their new owner and
-// replica so that the resumption rate holds; when a member leaves, it hands
-// its entries to the members that take over its keys.
+// replica so that the resumption rate holds. Each entry is pushed by one of
+// its old copies; a rebalance that fails retries with backoff and jitter
+// until it succeeds or a newer membership change replaces it. A member
+// that joins (or comes back) also pulls its entries itself (transfer.go).
 
 package peer
 
@@ -8,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -28,12 +31,17 @@ func (p *Peer) SetMembers(members []string) {
 		p.log.Error("ignoring membership change", "err", err)
 		return
 	}
-	p.ring.Store(r)
+	old := p.ring.Swap(r)
 	p.health.forget(r.Contains)
+	p.hints.forget(r.Contains)
 	if !r.Contains(p.self) {
 		p.log.Warn("this member is not in the new member list; handing its entries off")
 	}
 	p.log.Info("membership changed", "members", r.Len())
+	if r.Contains(p.self) && !old.Contains(p.self) {
+		// Added back: pull what this member holds under the new ring.
+		p.startTransfer(r)
+	}
 
 	p.rebalanceMu.Lock()
 	defer p.rebalanceMu.Unlock()
@@ -58,11 +66,21 @@ func (p *Peer) SetMembers(members []string) {
 		p.rebalanceMu.Unlock()
 		start := time.Now()
 		moved, err := p.moveEntries(ctx, from, r)
-		if err != nil {
-			if ctx.Err() == nil {
-				p.log.Warn("rebalance incomplete; the next membership change retries", "err", err, "moved", moved)
+		for backoff := 100 * time.Millisecond; err != nil; backoff = min(2*backoff, 5*time.Second) {
+			if ctx.Err() != nil {
+				return // a newer membership change, or Close
 			}
-			return
+			d := backoff/2 + rand.N(backoff/2+1) // jittered: members do not retry in step
+			p.log.Warn("rebalance incomplete; retrying", "err", err, "moved", moved, "in", d.Round(time.Millisecond))
+			p.metrics.rebalanceRetries.Inc()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(d):
+			}
+			var n int
+			n, err = p.moveEntries(ctx, from, r)
+			moved += n
 		}
 		p.rebalanceMu.Lock()
 		p.settled = r
@@ -89,26 +107,31 @@ func (p *Peer) WaitRebalance(ctx context.Context) error {
 	}
 }
 
-// Leave hands every local entry to the members that hold its key once this
-// member is gone, and returns when they have it or ctx ends. Call it before
-// Close on a graceful shutdown (the binary does on SIGTERM); the other
-// members keep routing to this one until they learn the new membership, so
-// keep serving until then if the deployment allows.
+// Leave prepares a graceful stop, within ctx: it lets a running rebalance
+// finish and delivers the delayed writes this member holds for members that
+// answer again. It copies no entries: every entry has another copy, reads
+// fall over to it at once when this member's connections close, and when
+// this member comes back (a restart at the same address, as in a rolling
+// restart) it pulls its entries back by state transfer; wait for it to be
+// ready (Readiness) before stopping the next member. To remove a member
+// for good, take it out of the member list (SetMembers): that moves its
+// entries to their new copies.
 func (p *Peer) Leave(ctx context.Context) error {
 	if err := p.begin(); err != nil {
 		return err
 	}
-	cur := p.ring.Load()
-	rest := slices.DeleteFunc(slices.Clone(cur.Members()), func(m string) bool { return m == p.self })
-	if len(rest) == 0 {
-		return nil
+	err := p.WaitRebalance(ctx)
+	for _, m := range p.hints.pending() {
+		if p.health.isDown(m) {
+			continue
+		}
+		if derr := p.hints.deliver(ctx, m); derr != nil {
+			err = errors.Join(err, derr)
+		}
 	}
-	target, err := ring.New(rest)
-	if err != nil {
-		return err
+	if n, _ := p.hints.stats(); n > 0 {
+		p.log.Warn("leaving with delayed writes undelivered (their members are down)", "writes", n)
 	}
-	moved, err := p.moveEntries(ctx, cur, target)
-	p.log.Info("handed entries off before leaving", "moved", moved, "err", err)
 	return err
 }
 
@@ -164,9 +187,7 @@ func (p *Peer) moveEntries(ctx context.Context, from, to *ring.Ring) (int, error
 					b = &batch{}
 					out[m] = b
 				}
-				b.entries = append(b.entries, transport.Entry{Key: key, Value: value, TTL: ttl})
-				b.bytes += len(key) + len(value)
-				if len(b.entries) == transport.MaxBatchEntries || b.bytes > transport.MaxBatchBytes-2*transport.MaxValueSize {
+				if b.add(transport.Entry{Key: key, Value: value, TTL: ttl}) {
 					flush(m, b)
 				}
 			}
@@ -183,12 +204,21 @@ func (p *Peer) moveEntries(ctx context.Context, from, to *ring.Ring) (int, error
 		return moved, err // keep local copies: they may be the only ones
 	}
 	for _, k := range drop {
-		p.store.Delete(k)
+		p.store.Drop(k)
 	}
 	return moved, nil
 }
 
+// batch collects entries for one OpPutMany request.
 type batch struct {
 	entries []transport.Entry
 	bytes   int
+}
+
+// add appends e and reports whether the batch is full: one more entry of
+// the largest size might not fit, so it must be sent now.
+func (b *batch) add(e transport.Entry) bool {
+	b.entries = append(b.entries, e)
+	b.bytes += len(e.Key) + len(e.Value)
+	return len(b.entries) == transport.MaxBatchEntries || b.bytes > transport.MaxBatchBytes-transport.MaxKeySize-transport.MaxValueSize
 }

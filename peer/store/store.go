@@ -249,6 +249,17 @@ func (s *Store) Delete(key []byte) bool {
 	return had
 }
 
+// Deleted reports whether key has an unexpired tombstone: it was deleted
+// or taken here within its lifetime.
+func (s *Store) Deleted(key []byte) bool {
+	sh := s.shard(key)
+	now := s.now().UnixNano()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	it := sh.items[string(key)]
+	return it != nil && it.tomb && it.expires > now
+}
+
 // Drop removes key's entry without a tombstone: for entries this member no
 // longer holds after a membership change, which may legitimately come back.
 func (s *Store) Drop(key []byte) {

@@ -1,0 +1,385 @@
+// State transfer: a member that starts, restarts or is added back to the
+// ring pulls the entries it owns or replicates from the members that hold
+// their other copies, so that a rolling restart of a whole fleet loses
+// nothing as long as each member is back (Ready) before the next goes.
+//
+// The joining member sends every other member an OpSync naming itself; each
+// walks its store and pushes the entries the joiner holds a copy of under
+// its ring as OpPutMany batches, then answers. Pushed entries go through
+// store.Add: what the joiner already has (a write that reached it since it
+// started) or has deleted (a tombstone) wins. The joiner serves at once
+// while the transfer runs; until it ends, a local miss is not taken as a
+// miss: reads and Takes go on to the other copy.
+//
+// A member that does not answer is retried with backoff and jitter, as long
+// as the ring is the same; one that cannot be reached (or is marked down)
+// does not hold readiness: its copies are lost to everyone while it is away,
+// and if it comes back it serves from its own store.
+
+package peer
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tlsring/tlsring/ring"
+	"github.com/tlsring/tlsring/transport"
+)
+
+// transferState tracks the state transfer for one ring.
+type transferState struct {
+	mu      sync.Mutex
+	ring    *ring.Ring
+	pending map[string]error // member -> why its part is not in yet (nil: not asked yet)
+	started time.Time
+	took    time.Duration // set when every member's part is in
+}
+
+// startTransfer pulls this member's entries under r from every other
+// member, in the background, replacing any transfer still running for an
+// older ring.
+func (p *Peer) startTransfer(r *ring.Ring) {
+	others := slices.DeleteFunc(slices.Clone(r.Members()), func(m string) bool { return m == p.self })
+	st := &transferState{ring: r, pending: make(map[string]error, len(others)), started: time.Now()}
+	for _, m := range others {
+		st.pending[m] = nil
+	}
+	p.transferMu.Lock()
+	if p.cancelTransfer != nil {
+		p.cancelTransfer()
+	}
+	ctx, cancel := context.WithCancel(p.bg)
+	p.cancelTransfer = cancel
+	p.transfer = st
+	p.transferMu.Unlock()
+	p.transferring.Store(len(others) > 0)
+	if len(others) == 0 {
+		cancel()
+		return
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer cancel()
+		p.runTransfer(ctx, st, others)
+	}()
+}
+
+// transferParts is how many parts each member's share of a state transfer
+// is cut into, by a hash of the key: each part is asked for, bounded by
+// TransferTimeout, and retried on its own, so a large store moves in
+// bounded steps and a lost request costs one part, not the whole.
+const transferParts = 16
+
+// runTransfer asks every member for every part (a few at once), retrying
+// the parts that fail with backoff and jitter until all are in or ctx ends
+// (Close, or a newer ring).
+func (p *Peer) runTransfer(ctx context.Context, st *transferState, members []string) {
+	const parallel = 4
+	type job struct {
+		member string
+		part   int
+	}
+	var jobs []job
+	left := map[string]int{} // parts not in yet, by member
+	for _, m := range members {
+		for part := range transferParts {
+			jobs = append(jobs, job{m, part})
+		}
+		left[m] = transferParts
+	}
+	backoff := 100 * time.Millisecond
+	for attempt := 0; len(jobs) > 0; attempt++ {
+		if attempt > 0 {
+			// Full jitter, so members restarted together do not retry in
+			// step; a member that answers again (health.ok) cuts it short.
+			d := backoff/2 + rand.N(backoff/2+1)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(d):
+			case <-p.transferKick:
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
+		var mu sync.Mutex
+		var retry []job
+		sem := make(chan struct{}, parallel)
+		var wg sync.WaitGroup
+		for _, j := range jobs {
+			if p.health.isDown(j.member) && attempt > 0 {
+				retry = append(retry, j) // wait for the probe to find it up
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				err := p.pullFrom(ctx, j.member, j.part)
+				mu.Lock()
+				if err != nil {
+					retry = append(retry, j)
+				} else {
+					left[j.member]--
+				}
+				done := left[j.member] == 0
+				mu.Unlock()
+				st.mu.Lock()
+				if done {
+					delete(st.pending, j.member)
+				} else if err != nil {
+					st.pending[j.member] = err
+				}
+				st.mu.Unlock()
+				p.updateTransferring(st)
+			}()
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			return
+		}
+		p.updateTransferring(st)
+		jobs = retry
+	}
+	st.mu.Lock()
+	st.took = time.Since(st.started)
+	st.mu.Unlock()
+	p.updateTransferring(st)
+	p.metrics.transfers.Inc()
+	p.log.Info("state transfer done", "took", st.took.Round(time.Millisecond), "members", st.ring.Len())
+}
+
+// pullFrom asks m for one part of this member's entries and waits until
+// it has pushed them all.
+func (p *Peer) pullFrom(ctx context.Context, m string, part int) error {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.TransferTimeout)
+	defer cancel()
+	req := &transport.Request{Op: transport.OpSync, Key: []byte(p.self), Value: []byte{byte(part), transferParts}}
+	resp, err := p.call(ctx, m, req)
+	if err != nil {
+		return err
+	}
+	switch resp.Status {
+	case transport.StatusOK:
+		return nil
+	case transport.StatusBadRequest:
+		// A member of an older version that knows no OpSync: nothing to
+		// pull from it; do not hold readiness on it.
+		p.log.Warn("member cannot transfer state (older version?); skipping it", "peer", m, "message", resp.Message)
+		return nil
+	}
+	return fmt.Errorf("peer: %s answered %s: %s", m, resp.Status, resp.Message)
+}
+
+// transferDone reports whether the last started state transfer has every
+// member's every part.
+func (p *Peer) transferDone() bool {
+	p.transferMu.Lock()
+	st := p.transfer
+	p.transferMu.Unlock()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.pending) == 0
+}
+
+// kickTransfer makes a waiting state transfer retry now: a member it waits
+// for answers again.
+func (p *Peer) kickTransfer() {
+	select {
+	case p.transferKick <- struct{}{}:
+	default:
+	}
+}
+
+// updateTransferring clears the transferring flag once every other
+// member's part is in or that member is unreachable (marked down): the
+// rest would only hold readiness on members that may never come back.
+func (p *Peer) updateTransferring(st *transferState) {
+	p.transferMu.Lock()
+	current := p.transfer == st
+	p.transferMu.Unlock()
+	if !current {
+		return
+	}
+	st.mu.Lock()
+	waiting := 0
+	for m := range st.pending {
+		if !p.health.isDown(m) {
+			waiting++
+		}
+	}
+	st.mu.Unlock()
+	p.transferring.Store(waiting > 0)
+}
+
+// serveSync pushes every local entry of the asked part that req's caller
+// holds a copy of under this member's ring to the caller, in OpPutMany
+// batches, each bounded by RequestTimeout, all under ctx. req.Value is
+// [part, parts]: the entries whose key hashes to part modulo parts; empty
+// means all.
+func (p *Peer) serveSync(ctx context.Context, req *transport.Request) *transport.Response {
+	to := string(req.Key)
+	r := p.ring.Load()
+	part, parts := 0, 1
+	if len(req.Value) != 0 {
+		if len(req.Value) != 2 || req.Value[1] == 0 || req.Value[0] >= req.Value[1] {
+			return &transport.Response{Status: transport.StatusBadRequest, Message: fmt.Sprintf("sync part %x: want [part, parts] with part < parts", req.Value)}
+		}
+		part, parts = int(req.Value[0]), int(req.Value[1])
+	}
+	switch {
+	case to == p.self:
+		return &transport.Response{Status: transport.StatusBadRequest, Message: "sync asked for this member itself"}
+	case !r.Contains(to):
+		// Not yet in this member's ring (its member list is older): the
+		// caller retries.
+		return &transport.Response{Status: transport.StatusError, Message: fmt.Sprintf("%s is not in this member's ring (yet)", to)}
+	}
+	var b batch
+	var sent int
+	var err error
+	flush := func() {
+		if len(b.entries) == 0 || err != nil {
+			return
+		}
+		bctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
+		err = respErr(p.call(bctx, to, &transport.Request{Op: transport.OpPutMany, Entries: b.entries}))
+		cancel()
+		if err == nil {
+			sent += len(b.entries)
+		}
+		b.entries, b.bytes = nil, 0
+	}
+	p.store.Range(func(key, value []byte, ttl time.Duration) bool {
+		if (parts == 1 || partOf(key, parts) == part) && slices.Contains(r.Owners(key, p.cfg.Replicas), to) {
+			if b.add(transport.Entry{Key: key, Value: value, TTL: ttl}) {
+				flush()
+			}
+		}
+		return err == nil && ctx.Err() == nil
+	})
+	flush()
+	if err == nil {
+		err = ctx.Err()
+	}
+	p.metrics.transferSent.Add(float64(sent))
+	if err != nil {
+		return &transport.Response{Status: transport.StatusError, Message: fmt.Sprintf("state transfer to %s stopped after %d entries: %v", to, sent, err)}
+	}
+	p.log.Debug("state transfer served", "to", to, "entries", sent)
+	return &transport.Response{}
+}
+
+// partOf is the transfer part of key: FNV-1a of the key modulo parts. It
+// must be the same in every member and every version.
+func partOf(key []byte, parts int) int {
+	h := uint64(14695981039346656037)
+	for _, c := range key {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return int(h % uint64(parts))
+}
+
+// Readiness says whether a member is ready to serve its share of the ring,
+// and if not, why.
+type Readiness struct {
+	// Ready is true when the state transfer is done and the member
+	// reaches at least one other member (or is the only one).
+	Ready bool
+	// Transferring is true while entries this member holds a copy of are
+	// still arriving from other members.
+	Transferring bool
+	// TransferPending lists the members whose part of the state transfer
+	// has not arrived yet, with the last error, if any.
+	TransferPending map[string]string
+	// Unreachable lists the members marked down, with the error that
+	// marked them (a refused certificate shows here).
+	Unreachable map[string]string
+	// Members is the number of members in this member's ring.
+	Members int
+}
+
+// String says in one line what an operator needs: "ready", or what keeps
+// the member from being ready.
+func (r Readiness) String() string {
+	var why []string
+	if r.Transferring {
+		why = append(why, fmt.Sprintf("state transfer in progress (waiting for %s)", joinKeys(r.TransferPending)))
+	}
+	if r.Members > 1 && len(r.Unreachable) >= r.Members-1 {
+		why = append(why, "no other member reachable")
+	}
+	var b strings.Builder
+	if r.Ready {
+		b.WriteString("ready")
+	} else {
+		b.WriteString("not ready: " + strings.Join(why, "; "))
+	}
+	for _, m := range sortedKeys(r.Unreachable) {
+		fmt.Fprintf(&b, "\nunreachable %s: %s", m, r.Unreachable[m])
+	}
+	return b.String()
+}
+
+// Readiness reports whether this member is ready: its state transfer is
+// done, and it reaches the ring. It is not "every member is up": with one
+// member of a large ring down, every other member is still ready, so an
+// orchestrator does not drain a whole fleet for one failure.
+func (p *Peer) Readiness() Readiness {
+	r := p.ring.Load()
+	rd := Readiness{Members: r.Len(), Unreachable: p.health.downErrors(), Transferring: p.transferring.Load()}
+	if rd.Transferring {
+		p.transferMu.Lock()
+		st := p.transfer
+		p.transferMu.Unlock()
+		rd.TransferPending = map[string]string{}
+		st.mu.Lock()
+		for m, err := range st.pending {
+			msg := "not answered yet"
+			if err != nil {
+				msg = err.Error()
+			}
+			rd.TransferPending[m] = msg
+		}
+		st.mu.Unlock()
+	}
+	reachable := rd.Members == 1 || len(rd.Unreachable) < rd.Members-1
+	rd.Ready = !rd.Transferring && reachable && !p.closed.Load()
+	return rd
+}
+
+// WaitReady blocks until Readiness says ready or ctx ends.
+func (p *Peer) WaitReady(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		rd := p.Readiness()
+		if rd.Ready {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("peer: %s: %w", rd, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func joinKeys(m map[string]string) string { return strings.Join(sortedKeys(m), ", ") }
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
