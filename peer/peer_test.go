@@ -354,27 +354,34 @@ func TestSilentOwnerHedged(t *testing.T) {
 }
 
 // TestDeadlineHonoured checks that with every copy silent a Get returns at
-// its context's deadline.
+// its context's deadline: the median within 5 ms of it, as in tlsglue's
+// deadline tests. The worst gets 250 ms: under -race on a 2-core machine
+// shared with other builds a wake-up now and then runs 150 ms late
+// (measured at load 14). Either bound catches a Get that waits for a
+// silent copy: it would wait RequestTimeout (1 s) or forever.
 func TestDeadlineHonoured(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	reader := c.peers[c.names[2]]
 	c.net.SetFault(c.names[0], transport.Silent)
 	c.net.SetFault(c.names[1], transport.Silent)
-	for i := 0; i < 20; i++ {
+	const deadline = 20 * time.Millisecond
+	var took []time.Duration
+	for i := 0; len(took) < 15; i++ {
 		if slices.Contains(reader.Owners(key(i)), reader.Self()) {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
 		start := time.Now()
 		_, err := reader.Get(ctx, key(i))
-		took := time.Since(start)
+		took = append(took, time.Since(start))
 		cancel()
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("err = %v, want deadline exceeded", err)
 		}
-		if took > 20*time.Millisecond+50*time.Millisecond {
-			t.Fatalf("Get took %v past a 20ms deadline", took)
-		}
+	}
+	slices.Sort(took)
+	if med, worst := took[len(took)/2], took[len(took)-1]; med > deadline+5*time.Millisecond || worst > deadline+250*time.Millisecond {
+		t.Fatalf("Get with every copy silent: median %v, worst %v, deadline %v", med, worst, deadline)
 	}
 }
 
