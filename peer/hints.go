@@ -17,6 +17,7 @@ package peer
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -154,6 +155,30 @@ func (h *hints) kick(member string) {
 	}()
 }
 
+// reroute applies a kept write to copies, the key's current copies: at
+// once on this member, as a kept write for the others (delivered on the
+// probe loop's next round).
+func (h *hints) reroute(key string, ht hint, copies []string, now time.Time) {
+	ttl := ht.expires.Sub(now)
+	if ttl <= 0 {
+		return
+	}
+	req := &transport.Request{Op: transport.OpSet, Key: []byte(key), Value: ht.value, TTL: ttl}
+	if ht.del {
+		req = &transport.Request{Op: transport.OpDelete, Key: []byte(key)}
+	}
+	for _, c := range copies {
+		switch {
+		case c != h.p.self:
+			h.add(c, req)
+		case ht.del:
+			h.p.store.Delete(req.Key)
+		default:
+			h.p.store.Add(req.Key, req.Value, ttl)
+		}
+	}
+}
+
 // deliver sends member its hints: Sets in batches of OpPutMany (which the
 // member stores only where it has neither the key nor a tombstone for it),
 // Deletes one by one. Hints that fail to go out are kept unless a newer
@@ -170,6 +195,17 @@ func (h *hints) deliver(ctx context.Context, member string) error {
 		return nil
 	}
 	now := h.p.cfg.Now()
+	// The ring may have changed since these writes were kept: a key this
+	// member no longer holds goes to the copies it has now instead.
+	r := h.p.ring.Load()
+	for k, ht := range all {
+		copies := r.Owners([]byte(k), h.p.cfg.Replicas)
+		if slices.Contains(copies, member) {
+			continue
+		}
+		delete(all, k)
+		h.reroute(k, ht, copies, now)
+	}
 	failed := map[string]hint{}
 	var firstErr error
 	fail := func(keys []string, err error) {

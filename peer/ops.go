@@ -232,11 +232,13 @@ func (p *Peer) Delete(ctx context.Context, key []byte) error {
 	return err
 }
 
-// all sends req to every copy of its key in parallel and waits for those
-// that are up. A copy that is marked down, or whose call fails, gets the
-// write later: it is kept as a delayed write (hints.go) and delivered when
-// that member answers again, so a dead member does not hold each write for
-// a whole deadline and a member that was down still gets its copy.
+// all sends req to every copy of its key in parallel. It returns once one
+// copy has it and the others have answered, or HedgeAfter has passed since
+// (a slow or silent copy does not hold the write: its call goes on in the
+// background until the deadline); it fails only if no copy took it. A copy
+// that is marked down, or whose call fails, gets the write later: it is
+// kept as a delayed write (hints.go) and delivered when that member answers
+// again.
 func (p *Peer) all(ctx context.Context, req *transport.Request) error {
 	targets, up := p.targets(req.Key)
 	if up == 0 {
@@ -245,28 +247,66 @@ func (p *Peer) all(ctx context.Context, req *transport.Request) error {
 	for _, m := range targets[up:] {
 		p.hints.add(m, req)
 	}
-	errs := make(chan error, up)
-	send := func(m string) {
-		err := respErr(p.call(ctx, m, req))
-		if err != nil && m != p.self && retriable(err) {
-			p.hints.add(m, req)
+	if up == 1 {
+		err := respErr(p.call(ctx, targets[0], req))
+		if err != nil && targets[0] != p.self && retriable(err) {
+			p.hints.add(targets[0], req)
 		}
-		errs <- err
+		return err
 	}
-	for _, m := range targets[1:up] {
-		go send(m)
+	// The calls may outlive all: they get their own copy of the request and
+	// a context that keeps the caller's deadline but not its cancellation.
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(p.cfg.RequestTimeout)
 	}
-	send(targets[0])
+	callCtx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	var refs atomic.Int32 // outstanding calls, plus one for this function
+	refs.Store(int32(up) + 1)
+	release := func() {
+		if refs.Add(-1) == 0 {
+			cancel()
+		}
+	}
+	defer release()
+	req = &transport.Request{Op: req.Op, Key: bytes.Clone(req.Key), Value: bytes.Clone(req.Value), TTL: req.TTL}
+	errs := make(chan error, up)
+	p.wg.Add(up)
+	for _, m := range targets[:up] {
+		go func() {
+			defer p.wg.Done()
+			defer release()
+			err := respErr(p.call(callCtx, m, req))
+			if err != nil && m != p.self && retriable(err) {
+				p.hints.add(m, req)
+			}
+			errs <- err
+		}()
+	}
 	var firstErr error
+	var grace <-chan time.Time
 	okCount := 0
 	for range up {
-		if err := <-errs; err != nil {
-			if firstErr == nil {
+		select {
+		case err := <-errs:
+			if err == nil {
+				okCount++
+				if grace == nil {
+					t := time.NewTimer(p.cfg.HedgeAfter)
+					defer t.Stop()
+					grace = t.C
+				}
+			} else if firstErr == nil {
 				firstErr = err
 			}
-		} else {
-			okCount++
+			continue
+		case <-grace:
+		case <-ctx.Done():
+			if okCount == 0 {
+				return ctx.Err()
+			}
 		}
+		break
 	}
 	if okCount == 0 {
 		return firstErr

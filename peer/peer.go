@@ -212,6 +212,7 @@ func New(cfg Config) (*Peer, error) {
 		settled: r,
 
 		transferKick: make(chan struct{}, 1),
+		transfer:     &transferState{ring: r, pending: map[string]error{}}, // until startTransfer
 	}
 	p.bg, p.stopBg = context.WithCancel(context.Background())
 	p.ring.Store(r)

@@ -94,7 +94,10 @@ func (p *Peer) runTransfer(ctx context.Context, st *transferState, members []str
 		}
 		left[m] = transferParts
 	}
-	backoff := 100 * time.Millisecond
+	// Short waits: in a rolling restart the next member may go down a few
+	// seconds after this one came back, and this member must hold its
+	// copies by then.
+	backoff := 50 * time.Millisecond
 	for attempt := 0; len(jobs) > 0; attempt++ {
 		if attempt > 0 {
 			// Full jitter, so members restarted together do not retry in
@@ -106,7 +109,7 @@ func (p *Peer) runTransfer(ctx context.Context, st *transferState, members []str
 			case <-time.After(d):
 			case <-p.transferKick:
 			}
-			backoff = min(2*backoff, 5*time.Second)
+			backoff = min(2*backoff, time.Second)
 		}
 		var mu sync.Mutex
 		var retry []job
@@ -192,6 +195,10 @@ func (p *Peer) transferDone() bool {
 // kickTransfer makes a waiting state transfer retry now: a member it waits
 // for answers again.
 func (p *Peer) kickTransfer() {
+	p.transferMu.Lock()
+	st := p.transfer
+	p.transferMu.Unlock()
+	p.updateTransferring(st) // a member it waits for counts again
 	select {
 	case p.transferKick <- struct{}{}:
 	default:
@@ -249,9 +256,17 @@ func (p *Peer) serveSync(ctx context.Context, req *transport.Request) *transport
 		if len(b.entries) == 0 || err != nil {
 			return
 		}
-		bctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
-		err = respErr(p.call(bctx, to, &transport.Request{Op: transport.OpPutMany, Entries: b.entries}))
-		cancel()
+		req := &transport.Request{Op: transport.OpPutMany, Entries: b.entries}
+		for try := 0; try < 2; try++ {
+			// A second try at once: the caller has just restarted, and the
+			// first may have gone out on a connection to its old process.
+			bctx, cancel := context.WithTimeout(ctx, p.cfg.RequestTimeout)
+			err = respErr(p.call(bctx, to, req))
+			cancel()
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+		}
 		if err == nil {
 			sent += len(b.entries)
 		}

@@ -1,4 +1,5 @@
-// admin.go: the admin HTTP server with /metrics (Prometheus) and /healthz.
+// admin.go: the admin HTTP server with /metrics (Prometheus), /healthz
+// (liveness) and /readyz (readiness).
 
 package main
 
@@ -16,8 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// adminServer serves /metrics from a registry and /healthz from a health
-// state: 200 "ok" while serving, 503 with the reason once draining.
+// adminServer serves /metrics from a registry; /healthz, liveness: 200
+// "ok" while serving, 503 with the reason once draining; and /readyz,
+// readiness: 200 when ready answers true, else 503, with ready's text
+// either way (what is missing, unreachable members and why).
 type adminServer struct {
 	srv      *http.Server
 	l        net.Listener
@@ -25,8 +28,13 @@ type adminServer struct {
 	done     chan error
 }
 
-// startAdmin listens on addr and serves in the background.
-func startAdmin(addr string, reg *prometheus.Registry, log *slog.Logger) (*adminServer, error) {
+// readyFunc reports whether the process is ready to take traffic, and a
+// text that says why or why not.
+type readyFunc func() (bool, string)
+
+// startAdmin listens on addr and serves in the background. ready may be
+// nil: /readyz then follows /healthz.
+func startAdmin(addr string, reg *prometheus.Registry, log *slog.Logger, ready readyFunc) (*adminServer, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -46,6 +54,22 @@ func startAdmin(addr string, reg *prometheus.Registry, log *slog.Logger) (*admin
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if reason := a.draining.Load(); reason != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "not ready: "+*reason)
+			return
+		}
+		ok, text := true, "ready"
+		if ready != nil {
+			ok, text = ready()
+		}
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		fmt.Fprintln(w, text)
+	})
 	a.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -59,7 +83,7 @@ func startAdmin(addr string, reg *prometheus.Registry, log *slog.Logger) (*admin
 // Addr returns the address the server listens on.
 func (a *adminServer) Addr() string { return a.l.Addr().String() }
 
-// setDraining makes /healthz answer 503 with reason.
+// setDraining makes /healthz and /readyz answer 503 with reason.
 func (a *adminServer) setDraining(reason string) { a.draining.Store(&reason) }
 
 // shutdown stops the server, waiting for requests in flight until ctx ends.

@@ -30,8 +30,8 @@ const apacheModules = "/usr/lib/apache2/modules"
 
 // startRing starts n `tlsring peer` processes forming one ring, each with
 // a memcached face, and waits until they are healthy. tag names the ring
-// in the certificate files under dir.
-func startRing(t *testing.T, bin, dir, tag string, n int) []*peerProc {
+// in the certificate files under dir; extra flags go to every member.
+func startRing(t *testing.T, bin, dir, tag string, n int, extra ...string) []*peerProc {
 	t.Helper()
 	procs := make([]*peerProc, n)
 	var members []string
@@ -60,6 +60,7 @@ func startRing(t *testing.T, bin, dir, tag string, n int) []*peerProc {
 			"-memcached", pp.memcached,
 			"-log-level", "debug",
 		}
+		pp.args = append(pp.args, extra...)
 		pp.start(t, bin)
 	}
 	t.Cleanup(func() {

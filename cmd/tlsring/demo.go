@@ -133,7 +133,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer cl.close()
 	if o.admin != "" {
-		admin, err := startAdmin(o.admin, cl.reg, log)
+		admin, err := startAdmin(o.admin, cl.reg, log, nil)
 		if err != nil {
 			return fmt.Errorf("-admin %s: %w", o.admin, err)
 		}

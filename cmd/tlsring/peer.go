@@ -1,7 +1,7 @@
 // peer.go: `tlsring peer`, a standalone ring member for production: the
-// QUIC member itself, the admin server (/metrics, /healthz), the optional
-// memcached face for non-Go TLS terminators, and a clean shutdown on
-// SIGTERM or SIGINT that hands entries off before closing.
+// QUIC member itself, the admin server (/metrics, /healthz, /readyz), the
+// optional memcached face for non-Go TLS terminators, and a clean shutdown
+// on SIGTERM or SIGINT.
 
 package main
 
@@ -57,11 +57,11 @@ func parsePeerFlags(args []string, lookupEnv func(string) (string, bool), stdout
 	ca := fs.String("ca", "", "PEM file with the cluster CA that signs every member's certificate (required)")
 	var maxBytes byteSize
 	fs.Var(&maxBytes, "max-bytes", "`size` bound on the local store: keys, values and per-entry overhead, e.g. 256MiB (default 64MiB)")
-	admin := fs.String("admin", "", "TCP host:port for the admin HTTP server with /metrics and /healthz (default: none)")
+	admin := fs.String("admin", "", "TCP host:port for the admin HTTP server with /metrics, /healthz (liveness) and /readyz (readiness: state transfer done, ring reachable) (default: none)")
 	memcached := fs.String("memcached", "", "serve the memcached text protocol on this TCP host:port or unix:/path, for non-Go TLS terminators (default: none)")
 	memTTL := fs.Duration("memcached-default-ttl", memcache.DefaultTTL, "lifetime of values set through the memcached face with exptime 0")
 	memTimeout := fs.Duration("memcached-timeout", memcache.DefaultTimeout, "bound on the ring operations of one memcached command")
-	leaveTimeout := fs.Duration("leave-timeout", 10*time.Second, "on SIGTERM or SIGINT, how long to spend handing entries to the remaining members before closing")
+	leaveTimeout := fs.Duration("leave-timeout", 10*time.Second, "on SIGTERM or SIGINT, how long to spend delivering delayed writes and finishing a rebalance before closing")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	fs.Usage = func() {
@@ -70,13 +70,15 @@ func parsePeerFlags(args []string, lookupEnv func(string) (string, bool), stdout
 Runs one member of a tlsring cluster: it keeps its share of the cluster's
 sessions (each on its owner and the owner's ring successor), serves other
 members over QUIC with mutual TLS (certificates from the cluster CA, see
-'tlsring certs'), serves /metrics and /healthz on -admin, and, with
--memcached, the memcached text protocol (get, gets, set, delete, version,
-quit; flags must be 0) for TLS terminators such as Apache's
-mod_socache_memcache. SIGTERM or SIGINT hands its entries to the remaining
-members (within -leave-timeout) and exits; a second signal exits at once.
-With -members-file, SIGHUP re-reads the member list and moves entries to
-their new owners; a list without this member hands all its entries off.
+'tlsring certs'), serves /metrics, /healthz and /readyz on -admin, and,
+with -memcached, the memcached text protocol (get, gets, set, delete,
+version, quit; flags must be 0) for TLS terminators such as Apache's
+mod_socache_memcache. On start it pulls the entries it holds a copy of
+from the other members (/readyz says when that is done). SIGTERM or
+SIGINT delivers delayed writes (within -leave-timeout) and exits; a second
+signal exits at once. With -members-file, SIGHUP re-reads the member list
+and moves entries to their new owners; a list without this member hands
+all its entries off.
 
 %s
 
@@ -315,7 +317,11 @@ func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready f
 
 	var admin *adminServer
 	if cfg.admin != "" {
-		if admin, err = startAdmin(cfg.admin, reg, log); err != nil {
+		ready := func() (bool, string) {
+			rd := p.Readiness()
+			return rd.Ready, rd.String()
+		}
+		if admin, err = startAdmin(cfg.admin, reg, log, ready); err != nil {
 			return fmt.Errorf("-admin %s: %w", cfg.admin, err)
 		}
 		defer func() {
@@ -388,7 +394,7 @@ serve:
 	if stopSignals != nil {
 		stopSignals()
 	}
-	log.Info("shutting down: handing entries off", "timeout", cfg.leaveTimeout)
+	log.Info("shutting down: delivering delayed writes", "timeout", cfg.leaveTimeout)
 	if admin != nil {
 		admin.setDraining("draining")
 	}
@@ -399,7 +405,7 @@ serve:
 	leaveErr := p.Leave(lctx)
 	cancel()
 	if leaveErr != nil {
-		log.Warn("hand-off incomplete", "err", leaveErr)
+		log.Warn("delayed writes not all delivered", "err", leaveErr)
 	}
 	peerClosed = true
 	if err := p.Close(); err != nil {
