@@ -117,7 +117,9 @@ func (p *Peer) runTransfer(ctx context.Context, st *transferState, members []str
 		var wg sync.WaitGroup
 		for _, j := range jobs {
 			if p.health.isDown(j.member) && attempt > 0 {
+				mu.Lock()
 				retry = append(retry, j) // wait for the probe to find it up
+				mu.Unlock()
 				continue
 			}
 			wg.Add(1)
