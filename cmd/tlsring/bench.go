@@ -55,6 +55,7 @@ type benchOptions struct {
 	valueSize         int
 	deadline          time.Duration
 	json              bool
+	jsonFile          string
 	quick             bool
 	logLevel          string
 	args              []string // the command line, for the report
@@ -135,7 +136,8 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (*benchOptions, er
 	fs.IntVar(&o.transportConc, "transport-conc", 64, "transport: lookups in flight in the throughput run")
 	fs.IntVar(&o.valueSize, "value", 1024, "transport: value size in bytes")
 	fs.DurationVar(&o.deadline, "deadline", 0, "tlsglue.Options.Deadline of every tlsglue configuration (0: tlsglue's default)")
-	fs.BoolVar(&o.json, "json", false, "print the report as JSON on stdout (progress stays on stderr)")
+	fs.BoolVar(&o.json, "json", false, "print the report as JSON on stdout instead of tables (progress stays on stderr)")
+	fs.StringVar(&o.jsonFile, "json-file", "", "also write the report as JSON to this file")
 	fs.BoolVar(&o.quick, "quick", false, "a short run: 3 rounds of 200ms, TLS 1.3 ECDSA only, shorter transport rows (flags given explicitly win)")
 	fs.StringVar(&o.logLevel, "log-level", "error", "log level of the members and tlsglue: debug, info, warn or error")
 	if err := parseFlags(fs, args, stdout); err != nil {
@@ -262,6 +264,11 @@ func benchMain(ctx context.Context, o *benchOptions, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	if o.jsonFile != "" { // fail now rather than after the run
+		if err := os.WriteFile(o.jsonFile, nil, 0o644); err != nil {
+			return fmt.Errorf("-json-file: %w", err)
+		}
+	}
 	if _, ok := processCPU(); !ok {
 		return errors.New("bench: this platform does not report the process's CPU time (getrusage)")
 	}
@@ -341,10 +348,19 @@ func benchMain(ctx context.Context, o *benchOptions, stdout, stderr io.Writer) e
 		rep.skipTransport(pathMemcached, "memcached is not running")
 	}
 	rep.finish()
+	js, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	js = append(js, '\n')
+	if o.jsonFile != "" {
+		if err := os.WriteFile(o.jsonFile, js, 0o644); err != nil {
+			return fmt.Errorf("-json-file: %w", err)
+		}
+	}
 	if o.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		_, err := stdout.Write(js)
+		return err
 	}
 	rep.print(stdout)
 	return nil

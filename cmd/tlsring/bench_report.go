@@ -341,7 +341,7 @@ func (r *benchReport) finish() {
 			if rr.Missed == nil {
 				continue
 			}
-			name := "cluster CPU per resumed handshake, " + rr.Name
+			name := "cluster CPU per handshake of returning clients, " + rr.Name
 			r.Targets = append(r.Targets, targetReport{Name: name, Where: fmt.Sprintf("TLS 1.3 ECDSA, %d in flight", cr.InFlight),
 				Target: rr.Target + "x", Ratio: rr.Median, Measured: true, Missed: *rr.Missed})
 		}
