@@ -56,6 +56,8 @@ type benchOptions struct {
 	deadline          time.Duration
 	json              bool
 	jsonFile          string
+	markdown          bool
+	report            string
 	quick             bool
 	logLevel          string
 	args              []string // the command line, for the report
@@ -138,6 +140,8 @@ func parseBenchFlags(args []string, stdout, stderr io.Writer) (*benchOptions, er
 	fs.DurationVar(&o.deadline, "deadline", 0, "tlsglue.Options.Deadline of every tlsglue configuration (0: tlsglue's default)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON on stdout instead of tables (progress stays on stderr)")
 	fs.StringVar(&o.jsonFile, "json-file", "", "also write the report as JSON to this file")
+	fs.BoolVar(&o.markdown, "markdown", false, "print the report as Markdown tables instead (as docs/benchmarks.md quotes them)")
+	fs.StringVar(&o.report, "report", "", "run nothing: print the report saved in this -json-file (as tables, or with -markdown)")
 	fs.BoolVar(&o.quick, "quick", false, "a short run: 3 rounds of 200ms, TLS 1.3 ECDSA only, shorter transport rows (flags given explicitly win)")
 	fs.StringVar(&o.logLevel, "log-level", "error", "log level of the members and tlsglue: debug, info, warn or error")
 	if err := parseFlags(fs, args, stdout); err != nil {
@@ -253,6 +257,18 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if o.report != "" {
+		rep, err := loadBenchReport(o.report)
+		if err != nil {
+			return err
+		}
+		if o.markdown {
+			rep.printMarkdown(stdout)
+		} else {
+			rep.print(stdout)
+		}
+		return nil
+	}
 	return benchMain(ctx, o, stdout, stderr)
 }
 
@@ -358,11 +374,15 @@ func benchMain(ctx context.Context, o *benchOptions, stdout, stderr io.Writer) e
 			return fmt.Errorf("-json-file: %w", err)
 		}
 	}
-	if o.json {
+	switch {
+	case o.json:
 		_, err := stdout.Write(js)
 		return err
+	case o.markdown:
+		rep.printMarkdown(stdout)
+	default:
+		rep.print(stdout)
 	}
-	rep.print(stdout)
 	return nil
 }
 

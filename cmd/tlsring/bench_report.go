@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/tlsring/tlsring/cmd/internal/certgen"
 )
@@ -643,4 +644,54 @@ func buildCommit() string {
 		rev += "+dirty"
 	}
 	return rev
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (p *phaseResult) UnmarshalJSON(b []byte) error {
+	type plain phaseResult
+	var in struct {
+		plain
+		ResumedFraction *float64 `json:"resumed_fraction"`
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*p = phaseResult(in.plain)
+	p.ResumedFraction = -1
+	if in.ResumedFraction != nil {
+		p.ResumedFraction = *in.ResumedFraction
+	}
+	return nil
+}
+
+// loadBenchReport reads a report saved with -json-file, to print it again.
+func loadBenchReport(path string) (*benchReport, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("-report: %w", err)
+	}
+	r := &benchReport{}
+	if err := json.Unmarshal(b, r); err != nil {
+		return nil, fmt.Errorf("-report %s: not a tlsring bench JSON report: %w", path, err)
+	}
+	p := r.Params
+	if p.Rounds < 1 || len(r.Cells) == 0 && r.Transport == nil {
+		return nil, fmt.Errorf("-report %s: not a tlsring bench JSON report (no rounds, cells or transport rows)", path)
+	}
+	r.o = &benchOptions{rounds: p.Rounds, duration: time.Duration(p.DurationMs * float64(time.Millisecond)),
+		handshakes: p.Handshakes, clients: p.Clients, configs: p.Configs}
+	for _, cr := range r.Cells {
+		v := benchVariant{version: tls.VersionTLS13, cert: certgen.KeyType(cr.Cert)}
+		if cr.TLS == "1.2" {
+			v.version = tls.VersionTLS12
+		}
+		cr.cell = benchCell{variant: v, inflight: cr.InFlight}
+	}
+	if t := r.Transport; t != nil {
+		t.byName = map[string]int{}
+		for i, p := range t.Paths {
+			t.byName[p.Name] = i
+		}
+	}
+	return r, nil
 }

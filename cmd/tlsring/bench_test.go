@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -40,7 +41,8 @@ func TestBench(t *testing.T) {
 	args := []string{"--json", "--rounds", "2", "--handshakes", "6", "--clients", "6",
 		"--tls", "1.3,1.2", "--cert", "ecdsa", "--inflight", "1,8", "--deadline", "1s",
 		"--transport-samples", "50", "--transport-duration", "50ms", "--transport-conc", "4", "--value", "128"}
-	o, err := parseBenchFlags(args, io.Discard, io.Discard)
+	saved := filepath.Join(t.TempDir(), "report.json")
+	o, err := parseBenchFlags(append(args, "--json-file", saved), io.Discard, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,6 +210,28 @@ func TestBench(t *testing.T) {
 	}
 	if !hasRatio(rep.Transport.Ratios, "quic / tcp", 2) {
 		t.Errorf("no quic / tcp ratio: %+v", rep.Transport.Ratios)
+	}
+	// The saved report is the same, and prints again as tables and Markdown.
+	if b, err := os.ReadFile(saved); err != nil || !bytes.Equal(b, stdout.Bytes()) {
+		t.Errorf("-json-file holds %d bytes (%v), not what -json printed", len(b), err)
+	}
+	for _, md := range []bool{false, true} {
+		args := []string{"bench", "--report", saved}
+		if md {
+			args = append(args, "--markdown")
+		}
+		code, out, errs := runCmd(args...)
+		if code != 0 {
+			t.Fatalf("%v: code %d, %s", args, code, errs)
+		}
+		for _, want := range append(benchConfigNames(), "TLS 1.2 ECDSA, 8 in flight", "tlsring / ideal", "quic / tcp") {
+			if !strings.Contains(out, want) {
+				t.Errorf("%v does not show %q:\n%s", args, want, out)
+			}
+		}
+	}
+	if code, _, errs := runCmd("bench", "--report", filepath.Join(t.TempDir(), "nope.json")); code != exitError || !strings.Contains(errs, "nope.json") {
+		t.Errorf("-report of a missing file: code %d, %q", code, errs)
 	}
 	if !haveMemcached && !slices.ContainsFunc(rep.Notices, func(n string) bool { return strings.Contains(n, "memcached") }) {
 		t.Errorf("memcached is not installed and no notice says so: %q", rep.Notices)
