@@ -6,6 +6,7 @@
 //	tlsring demo    a local 3-member cluster with TLS servers and clients, and a table
 //	tlsring peer    a standalone ring member (QUIC), with /metrics, /healthz and a memcached face
 //	tlsring certs   a cluster CA and member certificates for trying it out
+//	tlsring bench   interleaved measurements of handshake cost and transport, medians and ratios against the targets
 //
 // Run `tlsring <subcommand> -h` for each one's flags.
 package main
@@ -52,7 +53,9 @@ func commands() []command {
 		{name: "demo", summary: "run a local 3-member cluster with TLS servers and clients, and compare resumption with and without tlsring", run: runDemo},
 		{name: "peer", summary: "run a standalone ring member (QUIC) with /metrics, /healthz and an optional memcached face", run: runPeer},
 		{name: "certs", summary: "create a cluster CA (if missing) and a member certificate signed by it", run: runCerts},
+		{name: "bench", summary: "measure cluster CPU per resumed handshake and the transport against the alternatives, with medians and ratios", run: runBench},
 		{name: demoClientsCmd, hidden: true, run: runDemoClients},
+		{name: benchClientCmd, hidden: true, run: runBenchClient},
 	}
 }
 
