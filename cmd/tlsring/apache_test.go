@@ -29,7 +29,8 @@ const apacheBin = "/usr/sbin/apache2"
 const apacheModules = "/usr/lib/apache2/modules"
 
 // startRing starts n `tlsring peer` processes forming one ring, each with
-// a memcached face, and waits until they are healthy. tag names the ring
+// a memcached face, and waits until they are ready (state transfer done,
+// the ring reachable). tag names the ring
 // in the certificate files under dir; extra flags go to every member.
 func startRing(t *testing.T, bin, dir, tag string, n int, extra ...string) []*peerProc {
 	t.Helper()
@@ -72,7 +73,7 @@ func startRing(t *testing.T, bin, dir, tag string, n int, extra ...string) []*pe
 		}
 	})
 	for _, pp := range procs {
-		pp.waitHealthy(t)
+		pp.waitReady(t, 30*time.Second)
 	}
 	return procs
 }
