@@ -260,9 +260,11 @@ func TestMembersFileReAdd(t *testing.T) {
 	out.waitReady(t, 10*time.Second)
 }
 
-// TestWritesWhileMemberStopped stops a member (SIGSTOP) for 10 seconds
-// while sessions are written and deleted: once it runs again, it holds
-// every write it missed and none of the deleted sessions.
+// TestWritesWhileMemberStopped stops a member (SIGSTOP) for 13 seconds,
+// longer than the QUIC idle timeout (10 s), so its connections die, while
+// sessions are written and deleted: once it runs again, it holds every
+// write it missed and none of the deleted sessions, and no deleted session
+// reads back anywhere.
 func TestWritesWhileMemberStopped(t *testing.T) {
 	bin := tlsringBinary(t)
 	procs := startRing(t, bin, t.TempDir(), "s", 3, correctFlags...)
@@ -285,7 +287,7 @@ func TestWritesWhileMemberStopped(t *testing.T) {
 		return c.Delete(ctxFor(t, 15*time.Second), []byte(k))
 	})
 	written := storeSessions(t, live, "while-stopped", 600)
-	time.Sleep(10*time.Second - time.Since(start)) // the scenario: down for 10 s
+	time.Sleep(13*time.Second - time.Since(start)) // the scenario: down past the idle timeout
 	if err := stopped.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
