@@ -4,8 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 )
@@ -90,34 +88,6 @@ func TestOrderDoesNotMatter(t *testing.T) {
 		if x, y := a.Owners(key(i), 2), b.Owners(key(i), 2); strings.Join(x, ",") != strings.Join(y, ",") {
 			t.Fatalf("key %d: %v vs %v", i, x, y)
 		}
-	}
-}
-
-// placement prints where the first keys go; TestDeterministicAcrossProcesses
-// compares it between this process and a fresh one.
-func placement(n int) string {
-	r, _ := New(members(n))
-	var b strings.Builder
-	for i := 0; i < 500; i++ {
-		fmt.Fprintln(&b, strings.Join(r.Owners(key(i), 2), ","))
-	}
-	return b.String()
-}
-
-func TestDeterministicAcrossProcesses(t *testing.T) {
-	if os.Getenv("RING_PRINT_PLACEMENT") == "1" {
-		fmt.Print(placement(7))
-		return
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestDeterministicAcrossProcesses$")
-	cmd.Env = append(os.Environ(), "RING_PRINT_PLACEMENT=1")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("child process: %v", err)
-	}
-	want := placement(7)
-	if !strings.HasPrefix(string(out), want) {
-		t.Fatalf("placement differs between processes:\nchild: %.200s\nhere:  %.200s", out, want)
 	}
 }
 
