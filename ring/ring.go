@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	"github.com/serialx/hashring"
 )
@@ -27,6 +28,14 @@ const Points = 160
 type Ring struct {
 	hr      *hashring.HashRing
 	members []string // sorted, distinct
+
+	// points holds the circle positions of every virtual point (the high
+	// 64 bits of each, in unsigned order), sorted; token.go derives each
+	// member's arcs from them.
+	points []uint64
+	// arcs caches each member's arc table (index as in members), built on
+	// the member's first PlacementToken call.
+	arcs []atomic.Pointer[arcTable]
 }
 
 // New builds a ring over members. Member names must be non-empty and
@@ -43,13 +52,30 @@ func New(members []string) (*Ring, error) {
 		if m == "" {
 			return nil, errors.New("ring: empty member name")
 		}
+		if m[0] == TokenMarker {
+			return nil, fmt.Errorf("ring: member name %q starts with byte %#x, which marks token-form keys", m, TokenMarker)
+		}
 		if i > 0 && sorted[i-1] == m {
 			return nil, fmt.Errorf("ring: member %q listed twice", m)
 		}
 		weights[m] = Points
 	}
+	// serialx hashes each virtual point's name once, while it builds the
+	// circle; hashKey records those positions for token.go.
+	var points []uint64
+	record := true
+	hashKey := func(b []byte) hashring.HashKey {
+		k := keyPosition(b)
+		if record {
+			points = append(points, position(k))
+		}
+		return k
+	}
 	// serialx keeps the map it is given; weights is ours and never touched again.
-	return &Ring{hr: hashring.NewWithWeights(weights), members: sorted}, nil
+	hr := hashring.NewWithHashAndWeights(weights, hashKey)
+	record = false // from here on hashKey only places keys (Ring is published after this write)
+	slices.Sort(points)
+	return &Ring{hr: hr, members: sorted, points: points, arcs: make([]atomic.Pointer[arcTable], len(sorted))}, nil
 }
 
 // Members returns the ring's members in sorted order. The caller must not

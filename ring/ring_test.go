@@ -26,7 +26,7 @@ func key(i int) []byte {
 }
 
 func TestNewRejectsBadMembers(t *testing.T) {
-	for _, ms := range [][]string{nil, {}, {""}, {"a", "b", "a"}} {
+	for _, ms := range [][]string{nil, {}, {""}, {"a", "b", "a"}, {"a", "\xffb"}} {
 		if _, err := New(ms); err == nil {
 			t.Errorf("New(%q) succeeded, want error", ms)
 		}
