@@ -551,7 +551,7 @@ func benchChild(env string) error {
 						return fmt.Errorf("ticket of %d bytes is not a tlsring handle", len(ticket))
 					}
 					sk, _ := hd.keys()
-					owners := members[0].Owners(sk[:])
+					owners := members[0].Owners(sk.bytes())
 					if f[3] == "remote" && slices.Contains(owners, parent) ||
 						f[3] == "owner" && owners[0] != parent {
 						continue
@@ -559,14 +559,14 @@ func benchChild(env string) error {
 					// Wait for the copies the child's members hold.
 					deadline := time.Now().Add(10 * time.Second)
 					for _, o := range owners {
-						for o != parent && !holds(sk[:], o) {
+						for o != parent && !holds(sk.bytes(), o) {
 							if time.Now().After(deadline) {
 								return errors.New("session never reached its copies")
 							}
 							time.Sleep(time.Millisecond)
 						}
 					}
-					keyHex = hex.EncodeToString(sk[:])
+					keyHex = hex.EncodeToString(sk.bytes())
 					break
 				}
 				fc.offer = fc.latest

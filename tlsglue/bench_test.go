@@ -216,7 +216,7 @@ func BenchmarkUnwrapHitShared(b *testing.B) {
 
 // BenchmarkKeys: the HKDF derivation done once per lookup and once per write.
 func BenchmarkKeys(b *testing.B) {
-	h := newHandle()
+	h := newHandle(nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		h.keys()

@@ -20,14 +20,50 @@
 // # What the client holds and what the store holds
 //
 // The ticket (TLS 1.2) or PSK identity (TLS 1.3) a client receives is a
-// handle: one version byte and 128 bits from crypto/rand. The store key and
-// an AES-128-GCM key are derived from the handle with HKDF-SHA256 under
-// distinct labels, and the store only ever holds the AEAD-sealed
+// handle of 25 bytes: a version byte (2), an 8-byte placement token and 128
+// bits from crypto/rand. A 16-byte digest and an AES-128-GCM key are
+// derived from the whole handle with HKDF-SHA256 under distinct labels; the
+// store key is the token and the digest in the ring's token form
+// (ring.TokenKey), and the store only ever holds the AEAD-sealed
 // [tls.SessionState.Bytes] (with the store key as associated data). The
 // store's contents alone, or a handle alone, reveal nothing resumable; both
 // together do, exactly as a stateless ticket together with its ticket key
 // would. Note that clients send the handle in clear in their ClientHello, so
 // protect the store (the peer transport uses mutual TLS).
+//
+// Handles of version 1 (a version byte and 128 random bits, store key the
+// digest alone), issued before placement tokens, still parse and resume,
+// so a rolling upgrade loses no session; this version no longer issues them.
+//
+// # Placement
+//
+// The ring places a token-form key by its token, not by a hash of the whole
+// key. When the Store implements [Placer] (a *peer.Peer does), the token is
+// one the server's own member owns under its current ring, so each new
+// session's owner copy is written to the local store and only its replica
+// crosses the network: one remote write per new session instead of
+// 2 - 2/N on average at N members (4/3 at three), and a later resumption on
+// the issuing server is a local read. Ownership is still consistent
+// hashing of the token: after a membership change a session belongs to
+// whoever owns its token's position then, moves with that arc in the
+// rebalance, and keeps resuming. A Store without Placer gets random
+// tokens, which spread sessions as random keys do.
+//
+// What the token tells whoever sees the handle (any on-path observer, since
+// the ClientHello is not encrypted): which ring member issued the session,
+// that is at most log2(N) bits, and, across membership changes, roughly
+// under which ring it was issued. Nothing about the client or the session:
+// the token is drawn uniformly over the member's share of the circle and
+// is not derived from any secret, the 128 random bits stay the whole
+// secret, and the store key and AEAD key depend on the whole handle, so a
+// known token helps neither to find nor to open a session. Where each
+// server has its own address, the issuing server is visible anyway; behind
+// one shared address the token discloses which backend issued a session
+// and, over many handles, how many backends there are, much as backend
+// cookies of load balancers do. A handle was already a stable identifier of
+// its session across resumptions, with or without a token. We accept that
+// for the saved remote write; a fleet that must hide its backends behind
+// one address can wrap the Store in a type without PlacementToken.
 //
 // # Binding
 //

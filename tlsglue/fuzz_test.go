@@ -26,10 +26,13 @@ func FuzzUnwrap(f *testing.F) {
 	f.Add(ticket, append(bytes.Clone(genuine), 0))
 	f.Add(ticket, []byte{})
 	f.Add(ticket, []byte{valueVersion})
-	f.Add(append([]byte{2}, ticket[1:]...), genuine)
-	f.Add(ticket[:handleLen-1], genuine)
+	f.Add(append([]byte{handleV1}, ticket[1:]...), genuine)
+	f.Add(append([]byte{3}, ticket[1:]...), genuine)
+	f.Add(ticket[:handleV2Len-1], genuine)
+	f.Add(ticket[:handleV1Len], genuine)
 	f.Add([]byte{}, []byte{})
-	f.Add(bytes.Repeat([]byte{1}, handleLen), bytes.Repeat([]byte{1}, 80))
+	f.Add(bytes.Repeat([]byte{1}, handleV1Len), bytes.Repeat([]byte{1}, 80))
+	f.Add(bytes.Repeat([]byte{2}, handleV2Len), bytes.Repeat([]byte{1}, 80))
 
 	g, err := New(store, Options{})
 	if err != nil {
@@ -50,7 +53,7 @@ func FuzzUnwrap(f *testing.F) {
 		authentic := false
 		if hd, ok := parseHandle(identity); ok {
 			sk, ak := hd.keys()
-			store.Set(t.Context(), sk[:], value, DefaultLifetime)
+			store.Set(t.Context(), sk.bytes(), value, DefaultLifetime)
 			_, err := open(&sk, &ak, value)
 			authentic = err == nil
 		}
@@ -73,7 +76,7 @@ func FuzzOpen(f *testing.F) {
 	f.Add([]byte("session state"), 0, byte(1), false)
 	f.Add([]byte{}, 5, byte(0x80), false)
 	f.Add(bytes.Repeat([]byte{7}, 1500), 700, byte(0), true)
-	hd, other := newHandle(), newHandle()
+	hd, other := newHandle(nil), newHandle(nil)
 	f.Fuzz(func(t *testing.T, state []byte, pos int, flip byte, otherHandle bool) {
 		sk, ak := hd.keys()
 		sealed := seal(&sk, &ak, bytes.Clone(state))

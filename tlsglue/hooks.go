@@ -27,7 +27,7 @@ func (h *hooks) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	hd := newHandle()
+	hd := newHandle(h.g.placer)
 	ttl := o.Lifetime
 	if t, ok := createdAt(state); ok {
 		// A TLS 1.2 session re-issued on resumption keeps its creation time.
@@ -39,7 +39,7 @@ func (h *hooks) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, erro
 	} else {
 		h.g.w.enqueue(writeJob{h: hd, state: state, ttl: ttl})
 	}
-	return append([]byte(nil), hd[:]...), nil
+	return append([]byte(nil), hd.bytes()...), nil
 }
 
 // unwrapShared is Config.UnwrapSession on the installed Config itself, used
@@ -89,9 +89,9 @@ func (h *hooks) lookup(hs *handshake, hd *handle, cs tls.ConnectionState) (*tls.
 	var value []byte
 	var err error
 	if g.opts.SingleUse {
-		value, err = g.store.Take(ctx, storeKey[:])
+		value, err = g.store.Take(ctx, storeKey.bytes())
 	} else {
-		value, err = g.store.Get(ctx, storeKey[:])
+		value, err = g.store.Get(ctx, storeKey.bytes())
 	}
 	g.m.observe(time.Since(start))
 	ctxErr := ctx.Err()
@@ -171,7 +171,7 @@ func (hs *handshake) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte,
 	if cs.DidResume && cs.Version <= tls.VersionTLS12 && !hs.h.g.opts.SingleUse {
 		if hd, ok := hs.resumed(); ok {
 			hs.h.g.m.write(wrReused)
-			return append([]byte(nil), hd[:]...), nil
+			return append([]byte(nil), hd.bytes()...), nil
 		}
 	}
 	return hs.h.wrap(cs, ss)

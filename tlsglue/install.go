@@ -14,10 +14,11 @@ import (
 // Glue connects tls.Configs to a Store: it owns the options, the metrics and
 // the write queue shared by every Config it is installed on.
 type Glue struct {
-	store Store
-	opts  Options
-	m     *Metrics
-	w     *writer
+	store  Store
+	placer Placer // store's placement tokens; nil: random tokens
+	opts   Options
+	m      *Metrics
+	w      *writer
 }
 
 // New validates opts and returns a Glue writing to s. Its write workers start
@@ -31,7 +32,8 @@ func New(s Store, opts Options) (*Glue, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Glue{store: s, opts: o, m: o.Metrics, w: newWriter(s, o)}, nil
+	placer, _ := s.(Placer)
+	return &Glue{store: s, placer: placer, opts: o, m: o.Metrics, w: newWriter(s, o)}, nil
 }
 
 // Install makes cfg resume sessions through s, cluster-wide: it is

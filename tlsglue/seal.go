@@ -35,12 +35,15 @@ func newAEAD(key *[aeadKeyLen]byte) cipher.AEAD {
 	return aead
 }
 
+// adBuf holds the associated data.
+type adBuf [len(adPrefix) + 1 + maxStoreKeyLen]byte
+
 // additionalData is adPrefix || version || store key.
-func additionalData(buf *[len(adPrefix) + 1 + storeKeyLen]byte, storeKey *[storeKeyLen]byte) []byte {
+func additionalData(buf *adBuf, sk *storeKey) []byte {
 	n := copy(buf[:], adPrefix)
 	buf[n] = valueVersion
-	copy(buf[n+1:], storeKey[:])
-	return buf[:]
+	n += 1 + copy(buf[n+1:], sk.bytes())
+	return buf[:n]
 }
 
 // seal returns version || AES-128-GCM(aeadKey, nonce 0, state, ad(storeKey)).
@@ -48,25 +51,25 @@ func additionalData(buf *[len(adPrefix) + 1 + storeKeyLen]byte, storeKey *[store
 // A zero nonce is safe because every AEAD key seals exactly one message: the
 // key is derived from a fresh 128-bit random handle, and each handle is
 // sealed once (by the write of the WrapSession that drew it).
-func seal(storeKey *[storeKeyLen]byte, aeadKey *[aeadKeyLen]byte, state []byte) []byte {
+func seal(sk *storeKey, aeadKey *[aeadKeyLen]byte, state []byte) []byte {
 	aead := newAEAD(aeadKey)
 	var nonce [12]byte
-	var adBuf [len(adPrefix) + 1 + storeKeyLen]byte
+	var ad adBuf
 	out := make([]byte, 1, 1+len(state)+gcmOverhead)
 	out[0] = valueVersion
-	return aead.Seal(out, nonce[:], state, additionalData(&adBuf, storeKey))
+	return aead.Seal(out, nonce[:], state, additionalData(&ad, sk))
 }
 
 // open reverses seal. It fails for a value of another version, a value
 // sealed under another key or for another store key, and any tampering.
-func open(storeKey *[storeKeyLen]byte, aeadKey *[aeadKeyLen]byte, value []byte) ([]byte, error) {
+func open(sk *storeKey, aeadKey *[aeadKeyLen]byte, value []byte) ([]byte, error) {
 	if len(value) < 1+gcmOverhead || len(value) > maxValueLen || value[0] != valueVersion {
 		return nil, errCorrupt
 	}
 	aead := newAEAD(aeadKey)
 	var nonce [12]byte
-	var adBuf [len(adPrefix) + 1 + storeKeyLen]byte
-	state, err := aead.Open(nil, nonce[:], value[1:], additionalData(&adBuf, storeKey))
+	var ad adBuf
+	state, err := aead.Open(nil, nonce[:], value[1:], additionalData(&ad, sk))
 	if err != nil {
 		return nil, errCorrupt
 	}

@@ -50,19 +50,26 @@ func TestForgedHandles(t *testing.T) {
 			srv := newServers(t, store, 2, Options{})
 			real := session(t, srv[0], ver.v, testSNI)
 			b := srv[1]
-			random := make([]byte, handleLen)
+			random := make([]byte, handleV2Len)
 			rand.Read(random)
-			random[0] = handleVersion
+			random[0] = handleV2
+			randomV1 := bytes.Clone(random[:handleV1Len])
+			randomV1[0] = handleV1
 			wrongVersion := bytes.Clone(random)
-			wrongVersion[0] = 2
+			wrongVersion[0] = 3
+			v1Byte, v2Byte := bytes.Clone(random), bytes.Clone(randomV1)
+			v1Byte[0], v2Byte[0] = handleV1, handleV2
 			cases := []struct {
 				name   string
 				ticket []byte
 				result lookupResult
 			}{
 				{"random handle", random, lrMiss},
+				{"random v1 handle", randomV1, lrMiss},
 				{"wrong version", wrongVersion, lrMalformed},
-				{"short", random[:handleLen-1], lrMalformed},
+				{"v1 byte, v2 length", v1Byte, lrMalformed},
+				{"v2 byte, v1 length", v2Byte, lrMalformed},
+				{"short", random[:handleV2Len-1], lrMalformed},
 				{"long", append(bytes.Clone(random), 0), lrMalformed},
 				{"junk", bytes.Repeat([]byte{0xa5}, 200), lrMalformed},
 			}

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/tlsring/tlsring/ring"
 )
 
 // Store is a cluster-wide key/value store with TTLs; *peer.Peer satisfies it.
@@ -30,6 +32,19 @@ type Store interface {
 	Take(ctx context.Context, key []byte) ([]byte, error)
 	// Delete removes key everywhere.
 	Delete(ctx context.Context, key []byte) error
+}
+
+// Placer is an optional interface of a Store that places keys of the token
+// form (ring.TokenKey) by their token, as a *peer.Peer does: PlacementToken
+// returns a token that the member serving this TLS server owns under its
+// current ring, so that the sessions this server issues are owned by its
+// own member and their owner copy is written locally. tlsglue calls it once
+// per issued session, on the handshake's goroutine, so it must be cheap and
+// must not block; ok=false (say, mid-way through a membership change) makes
+// tlsglue use a random token for that session. A Store without the method
+// gets random tokens: its sessions spread over the ring like any key.
+type Placer interface {
+	PlacementToken() (token [ring.TokenLen]byte, ok bool)
 }
 
 // ErrNotFound may be returned (or wrapped) by a Store to report a miss.

@@ -148,7 +148,7 @@ func (w *writer) write(j writeJob) {
 	clear(j.state)
 	clear(aeadKey[:])
 	ctx, cancel := context.WithTimeout(w.ctx, min(w.timeout, j.ttl))
-	err := w.store.Set(ctx, storeKey[:], value, j.ttl)
+	err := w.store.Set(ctx, storeKey.bytes(), value, j.ttl)
 	ctxErr := ctx.Err()
 	cancel()
 	switch {
