@@ -30,10 +30,17 @@
 //	                     every lookup is a Get over QUIC
 //	tlsring-local-owner  tlsglue; the parent's member owns the session (its
 //	                     replica is in the child): a local hit
+//	tlsring-remote-unplaced  (TLS 1.3 only) tlsring-remote with random
+//	                     placement tokens for the tickets it issues
 //
-// In the tlsring variants every handshake also issues a new ticket, written
-// to its two copies wherever the ring puts them (2/3 of the time one of
-// them is the parent's member), as in a real 3-member cluster.
+// In the tlsring variants every TLS 1.3 handshake also issues a new ticket
+// (a TLS 1.2 resumption re-issues the handle it resumed), written to its
+// two copies: the parent's member and one in the child (the parent's member
+// hands out placement tokens it owns), or, in tlsring-remote-unplaced,
+// wherever the ring puts a random token (2/3 of the time one of them is the
+// parent's member), as the version before placement tokens did. The session
+// each variant resumes is issued with a random token (placement is off while
+// the child looks for a session of the placement it wants).
 //
 // The server goroutine is not locked to a thread (see benchProcServer).
 // The tlsring variants use a 1 s Deadline, so that a slow remote Get is
@@ -42,8 +49,11 @@
 // Deadline would have turned into full handshakes.
 //
 // Also reported: "wall-ns/op" (the child's loop, divided by N),
-// "child-ns/op" (the child's CPU: client and two members) and "gets/op"
-// (Gets the child's members served; above 1 means hedged reads).
+// "child-ns/op" (the child's CPU: client and two members), "gets/op"
+// (Gets the child's members served; above 1 means hedged reads) and
+// "sets/op" (session writes they served: the remote writes per handshake;
+// counted when the client's loop ends, so the last few asynchronous writes
+// may be missing).
 //
 //	go test -run '^$' -bench HandshakeRemote -benchtime 2000x -count 5 ./tlsglue
 //	go test -run '^$' -bench HandshakeRemote -benchtime 2000x ./tlsglue -args -tlsglue.remotepar=8
@@ -78,6 +88,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/tlsring/tlsring/peer"
+	"github.com/tlsring/tlsring/ring"
 	"github.com/tlsring/tlsring/transport/transporttest"
 )
 
@@ -117,7 +128,11 @@ func BenchmarkHandshakeRemote(b *testing.B) {
 	}{{"ECDSA", false}, {"RSA2048", true}} {
 		leaf := getPKI(b).leaf(b, cert.rsa)
 		for _, ver := range versions {
-			for _, mode := range []string{"full", "local", "tlsring-remote", "tlsring-local-owner"} {
+			modes := []string{"full", "local", "tlsring-remote", "tlsring-local-owner"}
+			if ver.v == tls.VersionTLS13 {
+				modes = append(modes, "tlsring-remote-unplaced")
+			}
+			for _, mode := range modes {
 				b.Run(cert.name+"/"+ver.name+"/"+mode, func(b *testing.B) {
 					rb.bench(b, leaf, ver.v, mode)
 				})
@@ -287,18 +302,34 @@ func waitServed(served *atomic.Int64, n int64) {
 	}
 }
 
+// benchStore is the parent's member as the tlsring variants' Store, with
+// its placement tokens switched on and off by place.
+type benchStore struct {
+	*peer.Peer
+	place atomic.Bool
+}
+
+func (s *benchStore) PlacementToken() (tok [ring.TokenLen]byte, ok bool) {
+	if !s.place.Load() {
+		return tok, false
+	}
+	return s.Peer.PlacementToken()
+}
+
 func (rb *remoteBench) bench(b *testing.B, leaf tls.Certificate, v uint16, mode string) {
 	cfg := &tls.Config{Certificates: []tls.Certificate{leaf}}
 	var g *Glue
 	// kind is the child's name for the session placement wanted.
 	kind := map[string]string{"full": "full", "local": "local",
-		"tlsring-remote": "remote", "tlsring-local-owner": "owner"}[mode]
+		"tlsring-remote": "remote", "tlsring-local-owner": "owner",
+		"tlsring-remote-unplaced": "remote"}[mode]
+	store := &benchStore{Peer: rb.member}
 	if kind == "remote" || kind == "owner" {
 		var err error
 		// A generous Deadline: this benchmark measures CPU, and on 2 busy
 		// cores a remote Get sometimes outlives the default 3 ms (a full
 		// handshake, failing the check below); "late/op" reports how often.
-		if g, err = New(rb.member, Options{Deadline: time.Second}); err != nil {
+		if g, err = New(store, Options{Deadline: time.Second}); err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { g.Close() })
@@ -335,6 +366,7 @@ func (rb *remoteBench) bench(b *testing.B, leaf tls.Certificate, v uint16, mode 
 			b.Fatalf("%s: parent's member holds the session: %v, want %v", mode, has, want)
 		}
 	}
+	store.place.Store(mode != "tlsring-remote-unplaced")
 	runtime.GC()
 
 	late0 := lateLookups(g)
@@ -361,6 +393,7 @@ func (rb *remoteBench) bench(b *testing.B, leaf tls.Certificate, v uint16, mode 
 	b.ReportMetric(float64(atoi(b, kv["cpu"]))/n, "child-ns/op")
 	if g != nil {
 		b.ReportMetric(float64(atoi(b, kv["gets"]))/n, "gets/op")
+		b.ReportMetric(float64(atoi(b, kv["sets"]))/n, "sets/op")
 		b.ReportMetric(float64(lateLookups(g)-late0)/n, "late/op")
 	}
 }
@@ -465,8 +498,9 @@ func benchChild(env string) error {
 		}
 		return false
 	}
-	// gets is the number of Gets the child's members have served.
-	gets := func() (int64, error) {
+	// served is the number of requests of operation op the child's
+	// members have served.
+	served := func(op string) (int64, error) {
 		var n float64
 		for _, reg := range regs {
 			mfs, err := reg.Gather()
@@ -479,7 +513,7 @@ func benchChild(env string) error {
 				}
 				for _, m := range mf.GetMetric() {
 					for _, l := range m.GetLabel() {
-						if l.GetName() == "op" && l.GetValue() == "get" {
+						if l.GetName() == "op" && l.GetValue() == op {
 							n += m.GetCounter().GetValue()
 						}
 					}
@@ -487,6 +521,14 @@ func benchChild(env string) error {
 			}
 		}
 		return int64(n), nil
+	}
+	gets := func() (int64, int64, error) {
+		g, err := served("get")
+		if err != nil {
+			return 0, 0, err
+		}
+		s, err := served("set")
+		return g, s, err
 	}
 	say := func(format string, args ...any) { fmt.Printf(benchChildPrefix+format+"\n", args...) }
 	say("ready")
@@ -591,7 +633,7 @@ func benchChild(env string) error {
 			if err1 != nil || err2 != nil || par < 1 {
 				return fmt.Errorf("bad command %q", in.Text())
 			}
-			gets0, err := gets()
+			gets0, sets0, err := gets()
 			if err != nil {
 				return err
 			}
@@ -620,11 +662,11 @@ func benchChild(env string) error {
 				return err
 			default:
 			}
-			gets1, err := gets()
+			gets1, sets1, err := gets()
 			if err != nil {
 				return err
 			}
-			say("done resumed=%d wall=%d cpu=%d gets=%d", resumed.Load(), wall.Nanoseconds(), cpu.Nanoseconds(), gets1-gets0)
+			say("done resumed=%d wall=%d cpu=%d gets=%d sets=%d", resumed.Load(), wall.Nanoseconds(), cpu.Nanoseconds(), gets1-gets0, sets1-sets0)
 
 		default:
 			return fmt.Errorf("bad command %q", in.Text())

@@ -12,7 +12,10 @@
 # benchmark, certificate and TLS version, the median srv-ns/op of each
 # variant and its ratio to "local" (crypto/tls's own stateless tickets).
 # Ratios compare variants of one benchmark only: the two benchmarks measure
-# different things (one thread, versus the whole server process).
+# different things (one thread, versus the whole server process). Variants of
+# tlsring-remote (tlsring-remote-unplaced, ...) get a table of their own:
+# the median over rounds of each round's ratio to tlsring-remote, which a
+# noisy neighbour disturbs less than a ratio of medians.
 #
 # Self-contained (POSIX sh and awk; no network). Not run by CI.
 #
@@ -58,6 +61,21 @@ function median(key,    n, i, j, a, t) {
 	}
 	return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
 }
+# rratio: median over rounds of the ratio of variant m to tlsring-remote
+# in the same round (the i-th value of each is from round i).
+function rratio(conf, m, metric,    k, b, n, i, r, t, j) {
+	k = conf SUBSEP m SUBSEP metric
+	b = conf SUBSEP "tlsring-remote" SUBSEP metric
+	n = cnt[k] < cnt[b] ? cnt[k] : cnt[b]
+	if (n == 0) return "-"
+	for (i = 1; i <= n; i++) r[i] = val[b, i] > 0 ? val[k, i] / val[b, i] : 0
+	for (i = 2; i <= n; i++) {
+		t = r[i]
+		for (j = i - 1; j >= 1 && r[j] > t; j--) r[j+1] = r[j]
+		r[j+1] = t
+	}
+	return sprintf("%.3fx", n % 2 ? r[(n+1)/2] : (r[n/2] + r[n/2+1]) / 2)
+}
 function us(x) { return x < 0 ? "-" : sprintf("%.1f", x / 1000) }
 function ratio(x, y) { return x < 0 || y <= 0 ? "-" : sprintf("%.2fx", x / y) }
 /^Benchmark/ {
@@ -68,6 +86,7 @@ function ratio(x, y) { return x < 0 || y <= 0 ? "-" : sprintf("%.2fx", x / y) }
 	conf = p[1] "/" p[2] "/" p[3]
 	mode = p[4]
 	if (!(conf in seen)) { seen[conf] = 1; order[++nconf] = conf }
+	modes[mode] = 1
 	for (i = 3; i < NF; i += 2) {
 		k = conf SUBSEP mode SUBSEP $(i+1)
 		val[k, ++cnt[k]] = $i
@@ -89,7 +108,7 @@ END {
 	printf "\nBenchmarkHandshakeRemote extras (medians): client-side wall time per\n"
 	printf "handshake in us, Gets the remote members served per handshake (>1: hedged)\n"
 	printf "and lookups over 3.2 ms per handshake (past the default 3 ms Deadline)\n\n"
-	printf "%-36s %9s %9s %9s %9s %9s\n", "config", "wall lcl", "wall rem", "wall own", "gets/op", "late/op"
+	printf "%-36s %9s %9s %9s %9s %9s %9s\n", "config", "wall lcl", "wall rem", "wall own", "gets/op", "sets/op", "late/op"
 	for (c = 1; c <= nconf; c++) {
 		conf = order[c]
 		if (conf !~ /^BenchmarkHandshakeRemote/) continue
@@ -98,6 +117,22 @@ END {
 		wo = median(conf SUBSEP "tlsring-local-owner" SUBSEP "wall-ns/op")
 		g = median(conf SUBSEP "tlsring-remote" SUBSEP "gets/op")
 		lt = median(conf SUBSEP "tlsring-remote" SUBSEP "late/op")
-		printf "%-36s %9s %9s %9s %9.4f %9.4f\n", conf, us(wl), us(wr), us(wo), g, lt
+		st = median(conf SUBSEP "tlsring-remote" SUBSEP "sets/op")
+		printf "%-36s %9s %9s %9s %9.4f %9.4f %9.4f\n", conf, us(wl), us(wr), us(wo), g, st, lt
+	}
+	hdr = 0
+	for (c = 1; c <= nconf; c++) {
+		conf = order[c]
+		for (m in modes) {
+			if (m !~ /^tlsring-remote-/ || cnt[conf SUBSEP m SUBSEP u] == 0) continue
+			if (!hdr++) {
+				printf "\nVariants of tlsring-remote: medians; ratio = median over rounds of the\n"
+				printf "ratio in each round to tlsring-remote (srv: server process CPU, child: client\n"
+				printf "and the two other members)\n\n"
+				printf "%-36s %-24s %8s %8s %9s %9s %8s %8s\n", "config", "variant", "srv us", "srv rat", "child us", "child rat", "gets/op", "sets/op"
+			}
+			printf "%-36s %-24s %8s %8s %9s %9s %8.4f %8.4f\n", conf, m, us(median(conf SUBSEP m SUBSEP u)), rratio(conf, m, u), us(median(conf SUBSEP m SUBSEP "child-ns/op")), rratio(conf, m, "child-ns/op"), median(conf SUBSEP m SUBSEP "gets/op"), median(conf SUBSEP m SUBSEP "sets/op")
+			printf "%-36s %-24s %8s %8s %9s %9s %8.4f %8.4f\n", "", "(tlsring-remote)", us(median(conf SUBSEP "tlsring-remote" SUBSEP u)), "1", us(median(conf SUBSEP "tlsring-remote" SUBSEP "child-ns/op")), "1", median(conf SUBSEP "tlsring-remote" SUBSEP "gets/op"), median(conf SUBSEP "tlsring-remote" SUBSEP "sets/op")
+		}
 	}
 }' "$tmp/bench.txt"
