@@ -32,6 +32,11 @@
 //	                     replica is in the child): a local hit
 //	tlsring-remote-unplaced  (TLS 1.3 only) tlsring-remote with random
 //	                     placement tokens for the tickets it issues
+//	tlsring-remote-noflight  (with -tlsglue.remotepar > 1) tlsring-remote
+//	                     with every lookup making its own Get, where
+//	                     tlsring-remote shares one among concurrent lookups
+//	                     of one handle (flight.go); all the child's
+//	                     connections offer the same session
 //
 // In the tlsring variants every TLS 1.3 handshake also issues a new ticket
 // (a TLS 1.2 resumption re-issues the handle it resumed), written to its
@@ -57,6 +62,7 @@
 //
 //	go test -run '^$' -bench HandshakeRemote -benchtime 2000x -count 5 ./tlsglue
 //	go test -run '^$' -bench HandshakeRemote -benchtime 2000x ./tlsglue -args -tlsglue.remotepar=8
+//	go test -run '^$' -bench HandshakeRemote/ECDSA/TLS12 -benchtime 1200x ./tlsglue -args -tlsglue.remotepar=6 -tlsglue.burst
 //	tlsglue/testdata/bench-cpu.sh    # both benchmarks, medians and ratios
 
 package tlsglue
@@ -101,6 +107,11 @@ const benchChildEnv = "TLSGLUE_BENCH_CHILD"
 // packet, a system call or a wake-up over.
 var remotePar = flag.Int("tlsglue.remotepar", 1, "BenchmarkHandshakeRemote: concurrent client handshakes")
 
+// burst makes the child dial in bursts of remotepar connections at once,
+// each burst after the last has finished: a browser opening its parallel
+// connections to a site, all offering the one session it holds.
+var burst = flag.Bool("tlsglue.burst", false, "BenchmarkHandshakeRemote: dial in bursts of -tlsglue.remotepar connections")
+
 // benchChildPrefix marks the child's protocol lines on its stdout (the test
 // framework writes there too).
 const benchChildPrefix = "benchchild: "
@@ -131,6 +142,9 @@ func BenchmarkHandshakeRemote(b *testing.B) {
 			modes := []string{"full", "local", "tlsring-remote", "tlsring-local-owner"}
 			if ver.v == tls.VersionTLS13 {
 				modes = append(modes, "tlsring-remote-unplaced")
+			}
+			if *remotePar > 1 {
+				modes = append(modes, "tlsring-remote-noflight")
 			}
 			for _, mode := range modes {
 				b.Run(cert.name+"/"+ver.name+"/"+mode, func(b *testing.B) {
@@ -322,7 +336,7 @@ func (rb *remoteBench) bench(b *testing.B, leaf tls.Certificate, v uint16, mode 
 	// kind is the child's name for the session placement wanted.
 	kind := map[string]string{"full": "full", "local": "local",
 		"tlsring-remote": "remote", "tlsring-local-owner": "owner",
-		"tlsring-remote-unplaced": "remote"}[mode]
+		"tlsring-remote-unplaced": "remote", "tlsring-remote-noflight": "remote"}[mode]
 	store := &benchStore{Peer: rb.member}
 	if kind == "remote" || kind == "owner" {
 		var err error
@@ -333,6 +347,7 @@ func (rb *remoteBench) bench(b *testing.B, leaf tls.Certificate, v uint16, mode 
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { g.Close() })
+		g.noFlight = mode == "tlsring-remote-noflight"
 		if err := g.Install(cfg); err != nil {
 			b.Fatal(err)
 		}
@@ -373,7 +388,11 @@ func (rb *remoteBench) bench(b *testing.B, leaf tls.Certificate, v uint16, mode 
 	b.ResetTimer()
 	served0 := served.Load()
 	cpu0 := cpuTime(syscall.RUSAGE_SELF)
-	kv, err = rb.reply(b, fmt.Sprintf("run %d %d", b.N, max(1, *remotePar)), "done")
+	run := fmt.Sprintf("run %d %d", b.N, max(1, *remotePar))
+	if *burst {
+		run += " burst"
+	}
+	kv, err = rb.reply(b, run, "done")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -624,8 +643,8 @@ func benchChild(env string) error {
 			}
 			say("ok dials=%d key=%s", dials, keyHex)
 
-		case "run": // run <n> <parallel>
-			if len(f) != 3 || ccfg == nil {
+		case "run": // run <n> <parallel> [burst]
+			if len(f) != 3 && (len(f) != 4 || f[3] != "burst") || ccfg == nil {
 				return fmt.Errorf("bad command %q", in.Text())
 			}
 			n, err1 := strconv.Atoi(f[1])
@@ -640,22 +659,34 @@ func benchChild(env string) error {
 			var resumed, next atomic.Int64
 			var wg sync.WaitGroup
 			errs := make(chan error, par)
-			cpu0, start := cpuTime(syscall.RUSAGE_SELF), time.Now()
-			for range par {
-				wg.Go(func() {
-					for next.Add(1) <= int64(n) {
-						r, err := benchDial(addr, ccfg)
-						if err != nil {
-							errs <- err
-							return
-						}
-						if r {
-							resumed.Add(1)
-						}
-					}
-				})
+			dial := func() bool {
+				r, err := benchDial(addr, ccfg)
+				if err != nil {
+					errs <- err
+					return false
+				}
+				if r {
+					resumed.Add(1)
+				}
+				return true
 			}
-			wg.Wait()
+			cpu0, start := cpuTime(syscall.RUSAGE_SELF), time.Now()
+			if len(f) == 4 { // bursts: par dials at once, the next burst when all are done
+				for sent := 0; sent < n && len(errs) == 0; sent += par {
+					for range min(par, n-sent) {
+						wg.Go(func() { dial() })
+					}
+					wg.Wait()
+				}
+			} else {
+				for range par {
+					wg.Go(func() {
+						for next.Add(1) <= int64(n) && dial() {
+						}
+					})
+				}
+				wg.Wait()
+			}
 			wall, cpu := time.Since(start), cpuTime(syscall.RUSAGE_SELF)-cpu0
 			select {
 			case err := <-errs:

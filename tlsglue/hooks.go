@@ -84,23 +84,23 @@ func (h *hooks) lookup(hs *handshake, hd *handle, cs tls.ConnectionState) (*tls.
 	if hs != nil {
 		parent = hs.ctx
 	}
-	ctx, cancel := context.WithTimeout(parent, g.opts.Deadline)
 	start := time.Now()
-	var value []byte
-	var err error
+	var r flightResult
 	if g.opts.SingleUse {
-		value, err = g.store.Take(ctx, storeKey.bytes())
+		ctx, cancel := context.WithTimeout(parent, g.opts.Deadline)
+		r.value, r.err = g.store.Take(ctx, storeKey.bytes())
+		r.timedOut = ctx.Err() != nil
+		cancel()
 	} else {
-		value, err = g.store.Get(ctx, storeKey.bytes())
+		r = g.get(parent, storeKey.bytes())
 	}
 	g.m.observe(time.Since(start))
-	ctxErr := ctx.Err()
-	cancel()
+	value, err := r.value, r.err
 	if err != nil || value == nil {
 		switch {
 		case err == nil || isNotFound(err):
 			return nil, lrMiss
-		case ctxErr != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		case r.timedOut || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 			return nil, lrTimeout
 		default:
 			g.opts.Logger.Debug("tlsglue: session lookup failed", "err", err)

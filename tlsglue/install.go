@@ -9,6 +9,8 @@ import (
 	"errors"
 	"reflect"
 	"time"
+
+	"github.com/golang/groupcache/singleflight"
 )
 
 // Glue connects tls.Configs to a Store: it owns the options, the metrics and
@@ -19,6 +21,9 @@ type Glue struct {
 	opts   Options
 	m      *Metrics
 	w      *writer
+
+	flights  singleflight.Group // concurrent Gets of one key share one (flight.go)
+	noFlight bool               // every lookup Gets on its own; benchmarks compare
 }
 
 // New validates opts and returns a Glue writing to s. Its write workers start

@@ -22,21 +22,25 @@
 #	tlsglue/testdata/bench-cpu.sh            # 5 rounds of 2000x
 #	tlsglue/testdata/bench-cpu.sh 3 1000x
 #	BENCH_PAR=8 tlsglue/testdata/bench-cpu.sh   # remote: 8 handshakes in flight
+#	BENCH_PAR=6 BENCH_BURST=1 tlsglue/testdata/bench-cpu.sh   # remote: bursts of 6 (a browser)
+#	BENCH_ONLY=HandshakeRemote/ECDSA/TLS12 ...   # only the benchmarks matching this
 #	BENCH_CPU_KEEP=out.txt ...                   # keep the raw benchmark lines
 set -eu
 rounds=${1:-5}
 benchtime=${2:-2000x}
 par=${BENCH_PAR:-1}
+burst=${BENCH_BURST:+-tlsglue.burst}
+only=${BENCH_ONLY:-'^BenchmarkHandshake(Remote)?$'}
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 go test -c -o "$tmp/tlsglue.test" .
-echo "cores: $(nproc)  rounds: $rounds  benchtime: $benchtime  remote parallelism: $par"
+echo "cores: $(nproc)  rounds: $rounds  benchtime: $benchtime  remote parallelism: $par ${burst:+(bursts)}  benchmarks: $only"
 echo "load before: $(uptime)"
 i=1
 while [ "$i" -le "$rounds" ]; do
-	"$tmp/tlsglue.test" -test.run='^$' -test.bench='^BenchmarkHandshake(Remote)?$' \
-		-test.benchtime="$benchtime" -test.count=1 -tlsglue.remotepar="$par" >"$tmp/round.txt" 2>&1 || {
+	"$tmp/tlsglue.test" -test.run='^$' -test.bench="$only" \
+		-test.benchtime="$benchtime" -test.count=1 -tlsglue.remotepar="$par" $burst >"$tmp/round.txt" 2>&1 || {
 		cat "$tmp/round.txt"
 		exit 1
 	}
