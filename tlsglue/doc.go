@@ -80,6 +80,15 @@
 // handshake's context); every failure (miss, timeout, store error, undecryptable
 // or unparsable value, binding mismatch, malformed handle) becomes a full
 // handshake and is counted by reason in [Metrics], never a handshake error.
+// Concurrent lookups of one handle on one Glue (a browser opening several
+// parallel TLS 1.2 connections with its one session) share a single
+// Store.Get (groupcache's singleflight); never with SingleUse, where each
+// lookup is a Take. The shared Get runs under its first lookup's Deadline,
+// detached from that handshake's cancellation; a lookup whose handshake
+// context would end before its own Deadline does not join, so none waits
+// past its own deadline (see flight.go). Shared lookups are counted in
+// [Metrics].
+//
 // WrapSession returns the handle at once and hands the state to a bounded
 // write queue served by a small pool of workers; when the queue is full the
 // write is dropped and counted.

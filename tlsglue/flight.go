@@ -39,10 +39,15 @@ func (g *Glue) get(parent context.Context, key []byte) flightResult {
 	if d, ok := parent.Deadline(); g.noFlight || ok && d.Before(deadline) || parent.Err() != nil {
 		return g.getAlone(parent, deadline, key)
 	}
+	led := false
 	v, _ := g.flights.Do(string(key), func() (any, error) {
+		led = true
 		r := g.getAlone(context.WithoutCancel(parent), deadline, key)
 		return &r, nil
 	})
+	if !led {
+		g.m.shared.Inc()
+	}
 	return *v.(*flightResult)
 }
 

@@ -43,7 +43,7 @@ func (s *gateStore) Get(ctx context.Context, key []byte) ([]byte, error) {
 
 // flightSetup issues one TLS 1.2 session through a Glue on store and
 // returns the Config to unwrap with and the session's ticket.
-func flightSetup(t *testing.T, store *gateStore, opts Options) (*tls.Config, []byte) {
+func flightSetup(t *testing.T, store *gateStore, opts Options) (*server, []byte) {
 	t.Helper()
 	close(store.gate) // issuing needs no Get
 	srv := newServers(t, store, 1, opts)
@@ -54,7 +54,7 @@ func flightSetup(t *testing.T, store *gateStore, opts Options) (*tls.Config, []b
 	}
 	store.gate = make(chan struct{})
 	store.entered.Store(0)
-	return srv[0].cfg, ticket
+	return srv[0], ticket
 }
 
 var flightCS = tls.ConnectionState{ServerName: testSNI, Version: tls.VersionTLS12}
@@ -71,7 +71,8 @@ func inFlight() int {
 // parallel connections) make one Get, and all six resume.
 func TestFlightSharesGet(t *testing.T) {
 	store := newGateStore()
-	cfg, ticket := flightSetup(t, store, Options{Deadline: 5 * time.Second})
+	srv, ticket := flightSetup(t, store, Options{Deadline: 5 * time.Second})
+	cfg := srv.cfg
 	const n = 6
 	var wg sync.WaitGroup
 	var resumed atomic.Int64
@@ -94,6 +95,9 @@ func TestFlightSharesGet(t *testing.T) {
 	}
 	if gets := store.entered.Load(); gets != 1 {
 		t.Fatalf("%d concurrent lookups of one handle made %d Gets, want 1", n, gets)
+	}
+	if got := value(srv.m.shared); got != n-1 {
+		t.Errorf("lookups_shared_total = %v, want %d", got, n-1)
 	}
 }
 

@@ -16,7 +16,7 @@ const (
 	ResultTimeout   = "timeout"   // the lookup's deadline or the handshake's context expired
 	ResultError     = "error"     // the store returned another error
 	ResultMismatch  = "mismatch"  // issued under another SNI, ALPN protocol or Label
-	ResultMalformed = "malformed" // the identity is not a handle of this version: no lookup was made
+	ResultMalformed = "malformed" // the identity is not a handle of a version this package knows: no lookup was made
 	ResultCorrupt   = "corrupt"   // the stored value did not decrypt, or did not parse as a session
 )
 
@@ -66,6 +66,7 @@ const (
 //	handshakes_total{mode="full"|"resumed"}      server handshakes, counted when crypto/tls calls VerifyConnection
 //	lookups_total{result=...}                    UnwrapSession outcomes, see the Result constants
 //	lookup_duration_seconds                      latency of store lookups (Get or Take)
+//	lookups_shared_total                         lookups answered by a concurrent lookup's Get of the same handle
 //	writes_total{result=...}                     store writes, see the Write constants
 //	write_drops_total                            sessions not written because the queue was full or the Glue closed
 //	write_queue_pending                          writes queued or in progress
@@ -77,6 +78,7 @@ type Metrics struct {
 	lookupVec *prometheus.CounterVec
 	lookups   [len(lookupResults)]prometheus.Counter
 	latency   prometheus.Histogram
+	shared    prometheus.Counter
 
 	writeVec *prometheus.CounterVec
 	writes   [len(writeResults)]prometheus.Counter
@@ -104,6 +106,11 @@ func NewMetrics(constLabels prometheus.Labels) *Metrics {
 			Help:        "Latency of session store lookups.",
 			ConstLabels: constLabels,
 			Buckets:     prometheus.ExponentialBuckets(25e-6, 2, 12), // 25 µs .. 51 ms
+		}),
+		shared: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "lookups_shared_total",
+			Help:        "Session lookups answered by the store Get of a concurrent lookup of the same handle.",
+			ConstLabels: constLabels,
 		}),
 		writeVec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "writes_total",
@@ -137,6 +144,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.handshakes.Describe(ch)
 	m.lookupVec.Describe(ch)
 	m.latency.Describe(ch)
+	m.shared.Describe(ch)
 	m.writeVec.Describe(ch)
 	m.drops.Describe(ch)
 	m.pending.Describe(ch)
@@ -147,6 +155,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.handshakes.Collect(ch)
 	m.lookupVec.Collect(ch)
 	m.latency.Collect(ch)
+	m.shared.Collect(ch)
 	m.writeVec.Collect(ch)
 	m.drops.Collect(ch)
 	m.pending.Collect(ch)

@@ -117,6 +117,7 @@ func TestMetricsRegister(t *testing.T) {
 			"tlsring_tlsglue_handshakes_total",
 			"tlsring_tlsglue_lookups_total",
 			"tlsring_tlsglue_lookup_duration_seconds",
+			"tlsring_tlsglue_lookups_shared_total",
 			"tlsring_tlsglue_writes_total",
 			"tlsring_tlsglue_write_drops_total",
 			"tlsring_tlsglue_write_queue_pending",
