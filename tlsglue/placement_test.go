@@ -16,6 +16,11 @@ import (
 	"github.com/tlsring/tlsring/transport/transporttest"
 )
 
+// placementDeadline is the lookup deadline of the placement tests, which
+// are about where sessions live, not how fast they are found: a loaded
+// machine under -race stalls a lookup past clusterDeadline now and then.
+const placementDeadline = time.Second
+
 // *peer.Peer gives tlsglue its placement tokens.
 var _ Placer = (*peer.Peer)(nil)
 
@@ -74,7 +79,7 @@ func resumeEverywhere(t *testing.T, srv []*server, sessions []placedSession) {
 // three servers.
 func TestClusterPlacement(t *testing.T) {
 	members := newMembers(t, 3)
-	srv := clusterServers(t, members, Options{Deadline: clusterDeadline})
+	srv := clusterServers(t, members, Options{Deadline: placementDeadline})
 	sessions := issueSessions(t, srv, 20)
 	for i, ps := range sessions {
 		issuer := members[ps.issuer]
@@ -125,7 +130,7 @@ func TestClusterPlacementRingChange(t *testing.T) {
 		members = append(members, start(a, addrs[:3]))
 	}
 	settle(members)
-	srv := clusterServers(t, members, Options{Deadline: clusterDeadline})
+	srv := clusterServers(t, members, Options{Deadline: placementDeadline})
 	sessions := issueSessions(t, srv, 16)
 
 	// A fourth member joins.
@@ -134,7 +139,7 @@ func TestClusterPlacementRingChange(t *testing.T) {
 		p.SetMembers(addrs)
 	}
 	settle(members)
-	srv = append(srv, clusterServers(t, members[3:], Options{Deadline: clusterDeadline})...)
+	srv = append(srv, clusterServers(t, members[3:], Options{Deadline: placementDeadline})...)
 	srv[3].name = "D"
 	moved := 0
 	for _, ps := range sessions {
