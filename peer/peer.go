@@ -15,6 +15,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -104,6 +105,12 @@ type Config struct {
 	// that a late copy from another member cannot bring it back; also the
 	// lifetime of a delayed Delete. 0 = store.DefaultTombstoneTTL (10 min).
 	TombstoneTTL time.Duration
+	// Authorize, if set, is asked about every other member's certificate
+	// on every connection, after the check that the certificate names a
+	// host of the member list: return an error to refuse it (a deny list of
+	// retired certificates, say). Call Peer.Reauthorize after it changes.
+	// nil = the member-list check alone.
+	Authorize func(leaf *x509.Certificate) error
 	// TransferTimeout bounds one request of the state transfer of a member
 	// that starts or rejoins (a sixteenth of one other member's share); one
 	// that does not finish in time is retried. 0 = DefaultTransferTimeout
@@ -121,6 +128,7 @@ type Peer struct {
 	ring    atomic.Pointer[ring.Ring]
 	health  *health
 	hints   *hints
+	hosts   atomic.Pointer[memberHosts] // hosts of the ring authorize last saw
 	metrics *metrics
 
 	transferMu     sync.Mutex
