@@ -76,3 +76,16 @@ func (p *Peer) authorize(leaf *x509.Certificate) error {
 	return fmt.Errorf("peer: certificate %q (IP SANs %v, DNS SANs %v) names no host of the current member list; a member's certificate must name the host of its address in the list",
 		leaf.Subject.CommonName, leaf.IPAddresses, leaf.DNSNames)
 }
+
+// reauthorizer is a Transport that can check its live connections again.
+type reauthorizer interface{ Reauthorize() }
+
+// Reauthorize checks the certificates of the members connected now again
+// and closes the connections of those no longer authorized: call it after
+// Config.Authorize's answers change (a reloaded deny list). SetMembers
+// calls it itself.
+func (p *Peer) Reauthorize() {
+	if r, ok := p.tr.(reauthorizer); ok {
+		r.Reauthorize()
+	}
+}

@@ -34,6 +34,7 @@ func (p *Peer) SetMembers(members []string) {
 	old := p.ring.Swap(r)
 	p.health.forget(r.Contains)
 	p.hints.forget(r.Contains)
+	p.Reauthorize() // members that left lose their connections
 	if !r.Contains(p.self) {
 		p.log.Warn("this member is not in the new member list; handing its entries off")
 	}

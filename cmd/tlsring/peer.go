@@ -35,6 +35,7 @@ type peerConfig struct {
 	listen           string
 	members          []string
 	membersFile      string // "" = static -members; else re-read on SIGHUP
+	deny             *denyFile // nil = no -deny-file; else re-read on SIGHUP
 	tls              *tls.Config
 	maxBytes         int64
 	admin            string
@@ -55,6 +56,7 @@ func parsePeerFlags(args []string, lookupEnv func(string) (string, bool), stdout
 	cert := fs.String("cert", "", "PEM file with this member's certificate, valid for the host of -listen (required)")
 	key := fs.String("key", "", "PEM file with this member's private key (required)")
 	ca := fs.String("ca", "", "PEM file with the cluster CA that signs every member's certificate (required)")
+	denyPath := fs.String("deny-file", "", "`file` of retired member certificates to refuse although the CA signed them: SHA-256 fingerprints (as openssl x509 -fingerprint -sha256 prints them) or serial:HEX, one a line; re-read on SIGHUP")
 	var maxBytes byteSize
 	fs.Var(&maxBytes, "max-bytes", "`size` bound on the local store: keys, values and per-entry overhead, e.g. 256MiB (default 64MiB)")
 	admin := fs.String("admin", "", "TCP host:port for the admin HTTP server with /metrics, /healthz (liveness) and /readyz (readiness: state transfer done, ring reachable) (default: none)")
@@ -147,6 +149,14 @@ Flags:
 	}
 	if cfg.tls, err = loadMemberTLS(*cert, *key, *ca, cfg.listen); err != nil {
 		return nil, err
+	}
+	if *denyPath != "" {
+		l, err := readDenyFile(*denyPath)
+		if err != nil {
+			return nil, usagef("-deny-file %s: %v", *denyPath, err)
+		}
+		cfg.deny = &denyFile{path: *denyPath}
+		cfg.deny.list.Store(l)
 	}
 	return cfg, nil
 }
@@ -294,7 +304,12 @@ func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready f
 	if err != nil {
 		return err
 	}
+	var authorize func(*x509.Certificate) error
+	if cfg.deny != nil {
+		authorize = cfg.deny.authorize
+	}
 	p, err := peer.New(peer.Config{
+		Authorize:  authorize,
 		Self:       cfg.listen,
 		Members:    cfg.members,
 		TLS:        cfg.tls,
@@ -371,8 +386,8 @@ func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready f
 		ready(adminAddr, mcAddr)
 	}
 
-	var hup chan os.Signal // nil (never ready) without -members-file
-	if cfg.membersFile != "" {
+	var hup chan os.Signal // nil (never ready) without -members-file or -deny-file
+	if cfg.membersFile != "" || cfg.deny != nil {
 		hup = make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
@@ -388,7 +403,12 @@ serve:
 			}
 			break serve
 		case <-hup:
-			reloadMembers(p, cfg, log)
+			if cfg.deny != nil {
+				reloadDeny(p, cfg.deny, log)
+			}
+			if cfg.membersFile != "" {
+				reloadMembers(p, cfg, log)
+			}
 		}
 	}
 	if stopSignals != nil {
@@ -435,6 +455,20 @@ func reloadMembers(p *peer.Peer, cfg *peerConfig, log *slog.Logger) {
 	}
 	log.Info("SIGHUP: applying members", "members_file", cfg.membersFile, "members", members)
 	p.SetMembers(members)
+}
+
+// reloadDeny re-reads -deny-file and closes connections of members whose
+// certificates it now refuses; a file that does not parse is logged and the
+// current list kept.
+func reloadDeny(p *peer.Peer, d *denyFile, log *slog.Logger) {
+	l, err := readDenyFile(d.path)
+	if err != nil {
+		log.Error("SIGHUP: keeping the current deny list", "deny_file", d.path, "err", err)
+		return
+	}
+	d.list.Store(l)
+	log.Info("SIGHUP: applied the deny list", "deny_file", d.path, "certificates", len(l.fingerprints)+len(l.serials))
+	p.Reauthorize()
 }
 
 // listenMemcached listens on "unix:/path" or a TCP host:port. A stale
