@@ -34,7 +34,7 @@ import (
 type peerConfig struct {
 	listen           string
 	members          []string
-	membersFile      string // "" = static -members; else re-read on SIGHUP
+	membersFile      string    // "" = static -members; else re-read on SIGHUP
 	deny             *denyFile // nil = no -deny-file; else re-read on SIGHUP
 	tls              *tls.Config
 	maxBytes         int64
