@@ -12,7 +12,45 @@
 // be 0 (values are stored as they are, so that Go and memcached users of
 // the ring see the same bytes); gets returns a CAS unique of 0 and cas is
 // not supported; add, replace, append, prepend, cas, incr, decr, touch and
-// flush_all answer SERVER_ERROR.
+// flush_all answer SERVER_ERROR; in a get of several keys, a key whose
+// lookup fails after a value was sent is answered as a miss.
+//
+// # Bounds
+//
+// The face has no authentication: whoever can connect can read and write
+// sessions. Listen makes a Unix socket with file permissions (0660 by
+// default) and warns about TCP addresses beyond loopback. Whatever clients
+// do, the Server keeps these bounds (defaults in parentheses):
+//
+//   - Connections: at most Server.MaxConns (1024). A source (an IPv4
+//     address or an IPv6 /64) holds at most Server.MaxConnsPerSource (half
+//     of MaxConns), so no one source can lock others out. When full, a new
+//     connection closes the one that has waited longest for a command (at
+//     least ReclaimIdle, 1 s) from the source with the most connections;
+//     only if none is idle is it refused. A connection that sends no
+//     command for Server.IdleTimeout (5 min) is closed.
+//   - Replies: a connection runs one command at a time and reads nothing
+//     more while replies are unsent, so a client that does not read stops
+//     being read (backpressure). A get writes each value as it is fetched:
+//     a connection holds at most one value (Server.MaxValueSize, 64 KiB)
+//     plus 4 KiB of buffered replies, however many keys and commands it
+//     pipelines.
+//   - Stalls: a client that takes none of its replies for
+//     Server.StallTimeout (10 s), or does not send the data block of a set
+//     within it, is cut off, counted
+//     (tlsring_memcached_stalled_clients_total) and logged.
+//   - Memory: per connection, a 4 KiB read buffer, a 4 KiB write buffer,
+//     one value in flight (64 KiB; a set's value is read into a buffer the
+//     Backend keeps) and the keys of one command (at most 64 of 250 bytes):
+//     under 96 KiB, so under 96 MiB for 1024 connections, besides what the
+//     Backend stores. Kernel socket buffers are set to 128 KiB (send) and
+//     64 KiB (receive), which Linux doubles.
+//   - Input: a command line is at most MaxLineLen (4 KiB), a key MaxKeyLen
+//     (250 bytes), a get MaxKeysPerGet (64) keys, a value MaxValueSize; a
+//     larger data block up to 1 MiB is read and discarded, a larger one
+//     closes the connection.
+//   - Logs: refusals, reclaims and stalls log at most one line of each
+//     kind per 10 s, with the number left out; metrics count every one.
 //
 // protocol.go holds the command-line parser; it does no I/O.
 package memcache

@@ -1,20 +1,19 @@
 // server.go: the Server that answers memcached text-protocol clients from
-// a Backend, with every size, count and wait bounded.
+// a Backend, its accept loop, and who it admits: at most MaxConns
+// connections, MaxConnsPerSource from one source, idle ones reclaimed when
+// full. conn.go serves one connection.
 
 package memcache
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"strconv"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -35,16 +34,30 @@ const (
 	DefaultMaxValueSize = 64 << 10
 	DefaultTimeout      = 250 * time.Millisecond
 	DefaultIdleTimeout  = 5 * time.Minute
+	DefaultStallTimeout = 10 * time.Second
 	DefaultMaxConns     = 1024
+	// ReclaimIdle is how long a connection must have waited for a command
+	// before a full Server may close it to admit a new one.
+	ReclaimIdle = time.Second
 	// swallowLimit is the largest data block of a refused storage command
 	// the server reads and discards to stay in sync; beyond it, it answers
 	// and closes the connection.
 	swallowLimit = 1 << 20
-	writeTimeout = 10 * time.Second
+	// readBufferSize and writeBufferSize are a connection's buffers: a
+	// command line is read whole, and replies are sent once this many
+	// bytes are pending (or when the client's input runs dry).
+	readBufferSize  = MaxLineLen
+	writeBufferSize = 4 << 10
+	// socketSendBuffer and socketReceiveBuffer bound the kernel buffers of
+	// a TCP connection (Linux doubles them): a client that stops reading
+	// pins at most this much kernel memory besides what Server holds.
+	socketSendBuffer    = 128 << 10
+	socketReceiveBuffer = 64 << 10
 )
 
 // Server serves the memcached text protocol from Backend. Set the fields
-// before calling Serve; zero values take the documented defaults.
+// before calling Serve; zero values take the documented defaults. See the
+// package documentation for the bounds it keeps.
 type Server struct {
 	// Backend stores the values. Required.
 	Backend Backend
@@ -62,27 +75,72 @@ type Server struct {
 	// Timeout bounds the Backend calls of one command.
 	// 0 = DefaultTimeout (250 ms).
 	Timeout time.Duration
-	// IdleTimeout closes a connection that sends nothing for this long.
+	// IdleTimeout closes a connection that sends no command for this long.
 	// 0 = DefaultIdleTimeout (5 minutes).
 	IdleTimeout time.Duration
-	// MaxConns bounds open connections; more are answered "SERVER_ERROR
-	// too many connections" and closed. 0 = DefaultMaxConns (1024).
+	// StallTimeout cuts off a client that stalls in the middle of a
+	// command: one that takes none of its replies for this long (it
+	// stopped reading), or does not send the data block of a set within
+	// this long of its command line. 0 = DefaultStallTimeout (10 s).
+	StallTimeout time.Duration
+	// MaxConns bounds open connections. When it is reached, a new
+	// connection closes the connection that has waited longest for a
+	// command (at least ReclaimIdle), from the source with the most
+	// connections; if none has, the new one is answered "SERVER_ERROR too
+	// many connections" and closed. 0 = DefaultMaxConns (1024).
 	MaxConns int
+	// MaxConnsPerSource bounds the connections from one source: an IPv4
+	// address, or an IPv6 /64. More are answered "SERVER_ERROR too many
+	// connections from your address" and closed. Unix-socket clients are
+	// not limited by source. 0 = half of MaxConns (at least 1), so that no
+	// single source can fill the Server; < 0 = no per-source limit.
+	MaxConnsPerSource int
 	// Version is the answer to "version". "" = "tlsring".
 	Version string
-	// Logger receives connection errors at debug level. nil = slog.Default().
+	// Logger receives connection errors at debug level, and refusals,
+	// reclaims and stalls at warn level, at most one line of each kind
+	// per 10 s. nil = slog.Default().
 	Logger *slog.Logger
 	// Metrics, if not nil, counts commands and connections.
 	Metrics *Metrics
 	// Now is the clock for absolute exptimes. nil = time.Now.
 	Now func() time.Time
 
+	// reclaimIdle overrides ReclaimIdle in tests.
+	reclaimIdle time.Duration
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
-	conns     map[net.Conn]struct{}
+	conns     map[*conn]struct{}
+	sources   map[netip.Prefix]int // open connections by source
 	closed    bool
 	wg        sync.WaitGroup
 	start     time.Time
+
+	refuseLog, reclaimLog, stallLog logLimiter
+}
+
+// conn is an open connection as the Server tracks it.
+type conn struct {
+	c      net.Conn
+	source netip.Prefix // invalid for clients without an IP (Unix sockets)
+	// idleSince is when the connection started waiting for a command with
+	// no input buffered (Unix nanoseconds), 0 while it is busy.
+	idleSince atomic.Int64
+	// reclaimed is set, under Server.mu, when the Server closed the
+	// connection to admit another; it no longer counts.
+	reclaimed bool
+}
+
+func (cn *conn) setIdle(idle bool) {
+	if cn == nil {
+		return
+	}
+	if idle {
+		cn.idleSince.Store(time.Now().UnixNano())
+	} else {
+		cn.idleSince.Store(0)
+	}
 }
 
 // ErrServerClosed is returned by Serve after Close.
@@ -91,7 +149,8 @@ var ErrServerClosed = errors.New("memcache: server closed")
 func (s *Server) init() {
 	if s.listeners == nil {
 		s.listeners = map[net.Listener]struct{}{}
-		s.conns = map[net.Conn]struct{}{}
+		s.conns = map[*conn]struct{}{}
+		s.sources = map[netip.Prefix]int{}
 		s.start = time.Now()
 	}
 }
@@ -136,42 +195,127 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		backoff = 0
-		if !s.track(c) {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetWriteBuffer(socketSendBuffer)
+			tc.SetReadBuffer(socketReceiveBuffer)
+		}
+		cn := s.track(c)
+		if cn == nil {
 			continue
 		}
 		s.wg.Go(func() {
-			defer s.untrack(c)
-			s.serveConn(c)
+			defer s.untrack(cn)
+			s.serveConn(c, cn)
 		})
 	}
 }
 
-// track registers c, or refuses it when the server is closed or full.
-func (s *Server) track(c net.Conn) bool {
+// sourceOf is the source a connection counts against: its IPv4 address or
+// its IPv6 /64; invalid when it has no IP address.
+func sourceOf(a net.Addr) netip.Prefix {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return netip.Prefix{}
+	}
+	ip := ta.AddrPort().Addr().Unmap()
+	if !ip.IsValid() {
+		return netip.Prefix{}
+	}
+	bits := 32
+	if ip.Is6() {
+		bits = 64
+	}
+	p, _ := ip.WithZone("").Prefix(bits)
+	return p
+}
+
+// track admits c and registers it, or refuses it (closing it) and
+// returns nil.
+func (s *Server) track(c net.Conn) *conn {
+	cn := &conn{c: c, source: sourceOf(c.RemoteAddr())}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		c.Close()
-		return false
+		return nil
 	}
-	if len(s.conns) >= s.maxConns() {
-		s.Metrics.refused()
-		c.SetWriteDeadline(time.Now().Add(time.Second))
-		io.WriteString(c, "SERVER_ERROR too many connections\r\n")
-		c.Close()
-		return false
+	if limit := s.maxConnsPerSource(); limit > 0 && cn.source.IsValid() && s.sources[cn.source] >= limit {
+		s.refuse(c, reasonPerSource, "SERVER_ERROR too many connections from your address\r\n")
+		return nil
 	}
-	s.conns[c] = struct{}{}
+	if len(s.conns) >= s.maxConns() && !s.reclaimLocked() {
+		s.refuse(c, reasonMaxConns, "SERVER_ERROR too many connections\r\n")
+		return nil
+	}
+	s.conns[cn] = struct{}{}
+	s.sources[cn.source]++
 	s.Metrics.connOpened()
+	return cn
+}
+
+// refuse answers c with reply and closes it; s.mu is held.
+func (s *Server) refuse(c net.Conn, reason, reply string) {
+	s.Metrics.refused(reason)
+	s.refuseLog.log(s.logger(), slog.LevelWarn, "memcache: refused a connection (raise the limit if this is legitimate load)",
+		"remote", c.RemoteAddr().String(), "reason", reason, "max_conns", s.maxConns(), "max_conns_per_source", s.maxConnsPerSource())
+	// The answer is small and the socket new: it fits the kernel buffer,
+	// the deadline only guards against the impossible.
+	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	io.WriteString(c, reply)
+	c.Close()
+}
+
+// reclaimLocked closes, to make room, the connection that has waited
+// longest for a command (at least ReclaimIdle) among those of the source
+// with the most connections. It reports whether it closed one. s.mu is
+// held.
+func (s *Server) reclaimLocked() bool {
+	minIdle := ReclaimIdle
+	if s.reclaimIdle > 0 {
+		minIdle = s.reclaimIdle
+	}
+	cutoff := time.Now().Add(-minIdle).UnixNano()
+	var victim *conn
+	var victimSince int64
+	victimCount := 0
+	for cn := range s.conns {
+		since := cn.idleSince.Load()
+		if since == 0 || since > cutoff {
+			continue
+		}
+		n := s.sources[cn.source]
+		if victim == nil || n > victimCount || n == victimCount && since < victimSince {
+			victim, victimSince, victimCount = cn, since, n
+		}
+	}
+	if victim == nil {
+		return false
+	}
+	s.removeLocked(victim)
+	victim.reclaimed = true
+	victim.c.Close()
+	s.Metrics.reclaim()
+	s.reclaimLog.log(s.logger(), slog.LevelWarn, "memcache: face full: closed an idle connection to admit a new one",
+		"remote", victim.c.RemoteAddr().String(), "idle", time.Since(time.Unix(0, victimSince)).Round(time.Millisecond), "max_conns", s.maxConns())
 	return true
 }
 
-func (s *Server) untrack(c net.Conn) {
-	c.Close()
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
+// removeLocked stops counting cn; s.mu is held.
+func (s *Server) removeLocked(cn *conn) {
+	delete(s.conns, cn)
+	if s.sources[cn.source]--; s.sources[cn.source] <= 0 {
+		delete(s.sources, cn.source)
+	}
 	s.Metrics.connClosed()
+}
+
+func (s *Server) untrack(cn *conn) {
+	cn.c.Close()
+	s.mu.Lock()
+	if !cn.reclaimed {
+		s.removeLocked(cn)
+	}
+	s.mu.Unlock()
 }
 
 // Close stops every Serve, closes every connection and waits for their
@@ -183,8 +327,8 @@ func (s *Server) Close() error {
 	for l := range s.listeners {
 		l.Close()
 	}
-	for c := range s.conns {
-		c.Close()
+	for cn := range s.conns {
+		cn.c.Close()
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
@@ -198,311 +342,20 @@ func (s *Server) maxConns() int {
 	return DefaultMaxConns
 }
 
+// maxConnsPerSource is the per-source limit, 0 for none.
+func (s *Server) maxConnsPerSource() int {
+	switch {
+	case s.MaxConnsPerSource > 0:
+		return s.MaxConnsPerSource
+	case s.MaxConnsPerSource < 0:
+		return 0
+	}
+	return max(1, s.maxConns()/2)
+}
+
 func (s *Server) logger() *slog.Logger {
 	if s.Logger != nil {
 		return s.Logger
 	}
 	return slog.Default()
-}
-
-// deadliner is the part of net.Conn that serveConn uses when present.
-type deadliner interface {
-	SetReadDeadline(time.Time) error
-	SetWriteDeadline(time.Time) error
-}
-
-// serveConn answers the commands read from rw until it ends, errs, says
-// quit or breaks the protocol beyond repair.
-func (s *Server) serveConn(rw io.ReadWriter) {
-	dl, _ := rw.(deadliner)
-	r := bufio.NewReaderSize(rw, MaxLineLen)
-	w := bufio.NewWriterSize(rw, 4096)
-	idle := s.IdleTimeout
-	if idle <= 0 {
-		idle = DefaultIdleTimeout
-	}
-	var value []byte
-	for {
-		if r.Buffered() == 0 {
-			// Answer pipelined commands together, then wait for more.
-			if dl != nil {
-				dl.SetWriteDeadline(time.Now().Add(writeTimeout))
-			}
-			if w.Flush() != nil {
-				return
-			}
-			if dl != nil {
-				dl.SetReadDeadline(time.Now().Add(idle))
-			}
-		}
-		line, err := r.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			s.Metrics.command("invalid", "client_error")
-			w.WriteString("CLIENT_ERROR line too long\r\n")
-			w.Flush()
-			return
-		}
-		if err != nil {
-			if len(line) > 0 && !errors.Is(err, io.EOF) {
-				s.logger().Debug("memcached connection read failed", "err", err)
-			}
-			return
-		}
-		cmd, perr := ParseCommand(line)
-		if perr != nil {
-			var pe *Error
-			errors.As(perr, &pe)
-			s.Metrics.command("invalid", "client_error")
-			w.Write(pe.Reply())
-			continue
-		}
-		// The keys alias r's buffer, which the next read overwrites, and
-		// a Backend may use a key after returning (peer's hedged reads
-		// do): give it copies.
-		for i, k := range cmd.Keys {
-			cmd.Keys[i] = bytes.Clone(k)
-		}
-		if cmd.Storage {
-			var keep bool
-			value, keep = s.storage(r, w, &cmd, value)
-			if !keep {
-				w.Flush()
-				return
-			}
-			continue
-		}
-		if !s.command(w, &cmd) {
-			w.Flush()
-			return
-		}
-	}
-}
-
-// storage reads the data block of a storage command and answers it. It
-// returns the (reusable) value buffer and whether the connection can go on.
-func (s *Server) storage(r *bufio.Reader, w *bufio.Writer, cmd *Command, buf []byte) ([]byte, bool) {
-	maxValue := s.MaxValueSize
-	if maxValue <= 0 {
-		maxValue = DefaultMaxValueSize
-	}
-	reply := func(result, line string) {
-		s.Metrics.command(cmd.Name, result)
-		if !cmd.NoReply {
-			w.WriteString(line)
-		}
-	}
-	if cmd.Bytes > int64(maxValue) {
-		if cmd.Bytes > swallowLimit {
-			s.Metrics.command(cmd.Name, "client_error")
-			w.WriteString("SERVER_ERROR object too large for cache\r\n")
-			return buf, false
-		}
-		if _, err := io.CopyN(io.Discard, r, cmd.Bytes+2); err != nil {
-			return buf, false
-		}
-		reply("too_large", "SERVER_ERROR object too large for cache\r\n")
-		return buf, true
-	}
-	n := int(cmd.Bytes) + 2
-	if cap(buf) < n {
-		buf = make([]byte, n, max(n, 1024))
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return buf, false
-	}
-	if buf[n-2] != '\r' || buf[n-1] != '\n' {
-		// The client's framing is broken: we cannot find the next command.
-		s.Metrics.command(cmd.Name, "client_error")
-		w.WriteString("CLIENT_ERROR bad data chunk\r\n")
-		return buf, false
-	}
-	if cmd.Name != "set" {
-		reply("unsupported", "SERVER_ERROR "+cmd.Name+" is not supported by tlsring\r\n")
-		return buf, true
-	}
-	if cmd.Flags != 0 {
-		reply("client_error", "CLIENT_ERROR flags must be 0 (tlsring stores values as they are)\r\n")
-		return buf, true
-	}
-	// The backend may keep the value: hand it a copy, reuse buf.
-	value := append([]byte(nil), buf[:n-2]...)
-	ctx, cancel := s.ctx()
-	defer cancel()
-	ttl, live := s.ttl(cmd.Exptime)
-	var err error
-	if live {
-		err = s.Backend.Set(ctx, cmd.Keys[0], value, ttl)
-	} else {
-		// Already expired: memcached stores it unreachable; drop the key.
-		err = s.Backend.Delete(ctx, cmd.Keys[0])
-	}
-	if err != nil {
-		s.logger().Debug("memcached set failed", "err", err)
-		reply("error", serverError(err))
-		return buf, true
-	}
-	reply("stored", "STORED\r\n")
-	return buf, true
-}
-
-// ttl converts a memcached exptime into a lifetime; live is false for a
-// value that has already expired.
-func (s *Server) ttl(exptime int64) (ttl time.Duration, live bool) {
-	maxTTL := s.MaxTTL
-	if maxTTL <= 0 {
-		maxTTL = DefaultMaxTTL
-	}
-	switch {
-	case exptime == 0:
-		ttl = s.DefaultTTL
-		if ttl <= 0 {
-			ttl = DefaultTTL
-		}
-	case exptime < 0:
-		return 0, false
-	case exptime <= RelativeExptimeLimit:
-		ttl = time.Duration(exptime) * time.Second
-	default:
-		now := time.Now
-		if s.Now != nil {
-			now = s.Now
-		}
-		secs := exptime - now().Unix()
-		if secs <= 0 {
-			return 0, false
-		}
-		if secs > int64(maxTTL/time.Second) {
-			return maxTTL, true
-		}
-		ttl = time.Duration(secs) * time.Second
-	}
-	return min(ttl, maxTTL), true
-}
-
-func (s *Server) ctx() (context.Context, context.CancelFunc) {
-	t := s.Timeout
-	if t <= 0 {
-		t = DefaultTimeout
-	}
-	return context.WithTimeout(context.Background(), t)
-}
-
-// serverError is the reply for a Backend error. The message is bounded
-// and kept on one line.
-func serverError(err error) string {
-	msg := err.Error()
-	if len(msg) > 200 {
-		msg = msg[:200]
-	}
-	b := []byte(msg)
-	for i, c := range b {
-		if c < ' ' || c == 0x7f {
-			b[i] = ' '
-		}
-	}
-	return "SERVER_ERROR " + string(b) + "\r\n"
-}
-
-// command answers a command without a data block; false ends the
-// connection.
-func (s *Server) command(w *bufio.Writer, cmd *Command) bool {
-	switch cmd.Name {
-	case "get", "gets":
-		ctx, cancel := s.ctx()
-		defer cancel()
-		values := make([][]byte, len(cmd.Keys))
-		found := make([]bool, len(cmd.Keys))
-		hits := 0
-		for i, k := range cmd.Keys {
-			v, err := s.Backend.Get(ctx, k)
-			if err != nil && !IsNotFound(err) {
-				s.logger().Debug("memcached get failed", "err", err)
-				s.Metrics.command(cmd.Name, "error")
-				w.WriteString(serverError(err))
-				return true
-			}
-			if err == nil {
-				values[i], found[i] = v, true
-				hits++
-			}
-		}
-		for i, v := range values {
-			if !found[i] {
-				continue
-			}
-			w.WriteString("VALUE ")
-			w.Write(cmd.Keys[i])
-			w.WriteString(" 0 ")
-			w.WriteString(strconv.Itoa(len(v)))
-			if cmd.Name == "gets" {
-				w.WriteString(" 0")
-			}
-			w.WriteString("\r\n")
-			w.Write(v)
-			w.WriteString("\r\n")
-		}
-		w.WriteString("END\r\n")
-		if hits > 0 {
-			s.Metrics.command(cmd.Name, "hit")
-		} else {
-			s.Metrics.command(cmd.Name, "miss")
-		}
-	case "delete":
-		ctx, cancel := s.ctx()
-		defer cancel()
-		// Take tells whether the key was there and removes the copies;
-		// of racing deletes at most one is told DELETED, which is what
-		// Client.Take builds on. (A Delete after a NOT_FOUND Take, to
-		// clear a copy the owner lost, would steal the copy a racing
-		// winner is about to take, and both would lose.)
-		_, err := s.Backend.Take(ctx, cmd.Keys[0])
-		var result, line string
-		switch {
-		case err == nil:
-			result, line = "deleted", "DELETED\r\n"
-		case IsNotFound(err):
-			result, line = "not_found", "NOT_FOUND\r\n"
-		default:
-			s.logger().Debug("memcached delete failed", "err", err)
-			result, line = "error", serverError(err)
-		}
-		s.Metrics.command(cmd.Name, result)
-		if !cmd.NoReply {
-			w.WriteString(line)
-		}
-	case "version":
-		v := s.Version
-		if v == "" {
-			v = "tlsring"
-		}
-		s.Metrics.command(cmd.Name, "ok")
-		fmt.Fprintf(w, "VERSION %s\r\n", v)
-	case "verbosity":
-		s.Metrics.command(cmd.Name, "ok")
-		if !cmd.NoReply {
-			w.WriteString("OK\r\n")
-		}
-	case "stats":
-		s.Metrics.command(cmd.Name, "ok")
-		s.mu.Lock()
-		conns := len(s.conns)
-		s.mu.Unlock()
-		fmt.Fprintf(w, "STAT pid %d\r\nSTAT uptime %d\r\nSTAT time %d\r\nSTAT version %s\r\nSTAT curr_connections %d\r\nEND\r\n",
-			os.Getpid(), int64(time.Since(s.start).Seconds()), time.Now().Unix(), s.versionOr(), conns)
-	case "quit":
-		s.Metrics.command(cmd.Name, "ok")
-		return false
-	default:
-		s.Metrics.command(cmd.Name, "unsupported")
-		w.WriteString("SERVER_ERROR " + cmd.Name + " is not supported by tlsring\r\n")
-	}
-	return true
-}
-
-func (s *Server) versionOr() string {
-	if s.Version == "" {
-		return "tlsring"
-	}
-	return s.Version
 }

@@ -53,15 +53,24 @@ func serve(t *testing.T, s *Server) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	addr, stop := serveOn(t, s, l)
+	t.Cleanup(stop)
+	return addr
+}
+
+// serveOn starts s on l; stop closes s and checks what Serve returned.
+func serveOn(t *testing.T, s *Server, l net.Listener) (addr string, stop func()) {
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(l) }()
-	t.Cleanup(func() {
-		s.Close()
-		if err := <-done; !errors.Is(err, ErrServerClosed) {
-			t.Errorf("Serve returned %v", err)
-		}
-	})
-	return l.Addr().String()
+	var once sync.Once
+	return l.Addr().String(), func() {
+		once.Do(func() {
+			s.Close()
+			if err := <-done; !errors.Is(err, ErrServerClosed) {
+				t.Errorf("Serve returned %v", err)
+			}
+		})
+	}
 }
 
 // rawConn is a raw protocol conversation.
@@ -215,7 +224,8 @@ func TestServerTTL(t *testing.T) {
 
 func TestServerMaxConns(t *testing.T) {
 	peers := newRing(t, 1)
-	addr := serve(t, &Server{Backend: peers[0], MaxConns: 1, Logger: quiet})
+	// No per-source limit, and no reclaim however slow this machine is.
+	addr := serve(t, &Server{Backend: peers[0], MaxConns: 1, MaxConnsPerSource: -1, Logger: quiet, reclaimIdle: time.Hour})
 	rc := dialRaw(t, addr)
 	rc.send("version\r\n")
 	rc.expect("VERSION tlsring\r\n")
