@@ -67,17 +67,20 @@ func (b *byteSize) String() string {
 	return strconv.FormatInt(n, 10)
 }
 
+// Set parses a size: digits, then optionally a unit, with ASCII spaces
+// around them.
 func (b *byteSize) Set(s string) error {
-	s = strings.TrimSpace(s)
+	s = strings.Trim(s, " \t")
 	shift := uint(0)
-	upper := strings.ToUpper(s)
 	for _, u := range []struct {
 		suffixes []string
 		shift    uint
 	}{{[]string{"GIB", "GB", "G"}, 30}, {[]string{"MIB", "MB", "M"}, 20}, {[]string{"KIB", "KB", "K"}, 10}, {[]string{"B"}, 0}} {
 		for _, suf := range u.suffixes {
-			if strings.HasSuffix(upper, suf) {
-				s, shift = strings.TrimSpace(s[:len(s)-len(suf)]), u.shift
+			// Compared byte for byte, so that a multi-byte character
+			// never passes for part of the unit.
+			if len(s) >= len(suf) && strings.EqualFold(s[len(s)-len(suf):], suf) {
+				s, shift = strings.TrimRight(s[:len(s)-len(suf)], " \t"), u.shift
 				goto parse
 			}
 		}
