@@ -1,5 +1,5 @@
 // flags.go: flag helpers shared by the subcommands: TLSRING_* environment
-// variables as flag defaults, byte sizes, and log setup.
+// variables as flag defaults, byte sizes, file modes, and log setup.
 
 package main
 
@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strconv"
@@ -94,6 +95,20 @@ parse:
 		return fmt.Errorf("size too large")
 	}
 	*b = byteSize(n << shift)
+	return nil
+}
+
+// fileMode is a flag.Value for permission bits in octal: "0660", "600".
+type fileMode fs.FileMode
+
+func (m *fileMode) String() string { return fmt.Sprintf("%#o", uint32(*m)) }
+
+func (m *fileMode) Set(s string) error {
+	n, err := strconv.ParseUint(strings.Trim(s, " \t"), 8, 32)
+	if err != nil || n == 0 || n > 0o777 {
+		return fmt.Errorf("want permission bits in octal such as 0660 or 0600")
+	}
+	*m = fileMode(n)
 	return nil
 }
 

@@ -190,6 +190,16 @@ func TestPeerFlags(t *testing.T) {
 	if len(cfg.members) != 2 || cfg.maxBytes != 1024 || cfg.memcached != "unix:/tmp/x.sock" {
 		t.Errorf("config %+v", cfg)
 	}
+	if cfg.memcachedMode != 0o660 || cfg.memcachedConns != 1024 || cfg.memcachedPerSrc != 0 {
+		t.Errorf("memcached defaults: mode %v, max conns %d, per source %d", cfg.memcachedMode, cfg.memcachedConns, cfg.memcachedPerSrc)
+	}
+	env["TLSRING_MEMCACHED_SOCKET_MODE"] = "600"
+	if cfg, err = parse(append(base, "-memcached-max-conns", "64", "-memcached-max-conns-per-source", "8")...); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.memcachedMode != 0o600 || cfg.memcachedConns != 64 || cfg.memcachedPerSrc != 8 {
+		t.Errorf("memcached flags: mode %v, max conns %d, per source %d", cfg.memcachedMode, cfg.memcachedConns, cfg.memcachedPerSrc)
+	}
 	clear(env)
 	env["TLSRING_LISTEN"] = "127.0.0.1:7001"
 	env["TLSRING_CERT"], env["TLSRING_KEY"], env["TLSRING_CA"] = cert, key, ca
@@ -218,6 +228,10 @@ func TestPeerFlags(t *testing.T) {
 		{base, map[string]string{"TLSRING_LEAVE_TIMEOUT": "soon"}, `TLSRING_LEAVE_TIMEOUT="soon": parse error`},
 		{append(base, "-memcached", "nowhere"), nil, `-memcached "nowhere": want host:port or unix:/path`},
 		{append(base, "-memcached-default-ttl", "0s"), nil, "-memcached-default-ttl 0s: want a duration between 1s and 720h0m0s"},
+		{append(base, "-memcached-socket-mode", "0999"), nil, `invalid value "0999" for flag -memcached-socket-mode: want permission bits in octal such as 0660 or 0600`},
+		{append(base, "-memcached-socket-mode", "0"), nil, "want permission bits in octal"},
+		{append(base, "-memcached-max-conns", "0"), nil, "-memcached-max-conns 0: want 1 or more"},
+		{base, map[string]string{"TLSRING_MEMCACHED_MAX_CONNS_PER_SOURCE": "-1"}, "-memcached-max-conns-per-source -1: want 0 (half of -memcached-max-conns) or more"},
 	} {
 		clear(env)
 		for k, v := range tc.env {

@@ -42,6 +42,9 @@ type peerConfig struct {
 	memcached        string // "" = off; "unix:/path" or host:port
 	memcachedTTL     time.Duration
 	memcachedTimeout time.Duration
+	memcachedMode    os.FileMode // of a unix: socket
+	memcachedConns   int
+	memcachedPerSrc  int // 0 = half of memcachedConns
 	leaveTimeout     time.Duration
 	log              *slog.Logger
 }
@@ -60,7 +63,11 @@ func parsePeerFlags(args []string, lookupEnv func(string) (string, bool), stdout
 	var maxBytes byteSize
 	fs.Var(&maxBytes, "max-bytes", "`size` bound on the local store: keys, values and per-entry overhead, e.g. 256MiB (default 64MiB)")
 	admin := fs.String("admin", "", "TCP host:port for the admin HTTP server with /metrics, /healthz (liveness) and /readyz (readiness: state transfer done, ring reachable) (default: none)")
-	memcached := fs.String("memcached", "", "serve the memcached text protocol on this TCP host:port or unix:/path, for non-Go TLS terminators (default: none)")
+	memcached := fs.String("memcached", "", "serve the memcached text protocol on this TCP host:port or unix:/path, for non-Go TLS terminators (default: none). It has no authentication: keep it on loopback or a Unix socket")
+	memMode := fileMode(memcache.DefaultSocketMode)
+	fs.Var(&memMode, "memcached-socket-mode", "permission bits, in octal, of the -memcached unix: socket; connecting needs write permission")
+	memConns := fs.Int("memcached-max-conns", memcache.DefaultMaxConns, "bound on open memcached-face connections; when reached, the longest-idle connection of the busiest source makes room")
+	memPerSrc := fs.Int("memcached-max-conns-per-source", 0, "bound on memcached-face connections from one IPv4 address or IPv6 /64 (default: half of -memcached-max-conns)")
 	memTTL := fs.Duration("memcached-default-ttl", memcache.DefaultTTL, "lifetime of values set through the memcached face with exptime 0")
 	memTimeout := fs.Duration("memcached-timeout", memcache.DefaultTimeout, "bound on the ring operations of one memcached command")
 	leaveTimeout := fs.Duration("leave-timeout", 10*time.Second, "on SIGTERM or SIGINT, how long to spend delivering delayed writes and finishing a rebalance before closing")
@@ -101,6 +108,7 @@ Flags:
 	cfg := &peerConfig{
 		listen: *listen, maxBytes: int64(maxBytes), admin: *admin, memcached: *memcached,
 		memcachedTTL: *memTTL, memcachedTimeout: *memTimeout, leaveTimeout: *leaveTimeout, log: log,
+		memcachedMode: os.FileMode(memMode), memcachedConns: *memConns, memcachedPerSrc: *memPerSrc,
 	}
 	if cfg.listen == "" {
 		return nil, usagef("-listen is required (host:port; or set %s)", envName("listen"))
@@ -139,6 +147,10 @@ Flags:
 		return nil, usagef("-memcached-default-ttl %v: want a duration between 1s and %v", cfg.memcachedTTL, peer.MaxTTL)
 	case cfg.memcachedTimeout <= 0:
 		return nil, usagef("-memcached-timeout %v: want a positive duration", cfg.memcachedTimeout)
+	case cfg.memcachedConns < 1:
+		return nil, usagef("-memcached-max-conns %d: want 1 or more", cfg.memcachedConns)
+	case cfg.memcachedPerSrc < 0:
+		return nil, usagef("-memcached-max-conns-per-source %d: want 0 (half of -memcached-max-conns) or more", cfg.memcachedPerSrc)
 	case cfg.leaveTimeout < 0:
 		return nil, usagef("-leave-timeout %v: want a duration of 0 or more", cfg.leaveTimeout)
 	}
@@ -350,7 +362,7 @@ func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready f
 	mcDone := make(chan error, 1)
 	mcAddr := ""
 	if cfg.memcached != "" {
-		l, err := listenMemcached(cfg.memcached)
+		l, err := memcache.Listen(cfg.memcached, memcache.ListenConfig{SocketMode: cfg.memcachedMode, Logger: log})
 		if err != nil {
 			return fmt.Errorf("-memcached %s: %w", cfg.memcached, err)
 		}
@@ -367,6 +379,9 @@ func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready f
 			Version:      "tlsring",
 			Logger:       log,
 			Metrics:      mcMetrics,
+
+			MaxConns:          cfg.memcachedConns,
+			MaxConnsPerSource: cfg.memcachedPerSrc,
 		}
 		go func() { mcDone <- mc.Serve(l) }()
 		defer mc.Close()
@@ -469,21 +484,4 @@ func reloadDeny(p *peer.Peer, d *denyFile, log *slog.Logger) {
 	d.list.Store(l)
 	log.Info("SIGHUP: applied the deny list", "deny_file", d.path, "certificates", len(l.fingerprints)+len(l.serials))
 	p.Reauthorize()
-}
-
-// listenMemcached listens on "unix:/path" or a TCP host:port. A stale
-// Unix socket file left by a crash is removed first.
-func listenMemcached(addr string) (net.Listener, error) {
-	path, ok := strings.CutPrefix(addr, "unix:")
-	if !ok {
-		return net.Listen("tcp", addr)
-	}
-	if st, err := os.Lstat(path); err == nil && st.Mode()&os.ModeSocket != 0 {
-		if c, err := net.Dial("unix", path); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("%s is in use by another process", path)
-		}
-		os.Remove(path)
-	}
-	return net.Listen("unix", path)
 }
