@@ -124,7 +124,7 @@ func TestServerHostileReaders(t *testing.T) {
 	logs := newLogCounter()
 	m := NewMetrics()
 	backend := &countingBackend{Backend: peers[0]}
-	s := &Server{Backend: backend, Logger: slog.New(logs), Metrics: m, Timeout: 5 * time.Second}
+	s := &Server{Backend: backend, Logger: slog.New(logs), Metrics: m}
 	addr := serve(t, s)
 
 	// A well-behaved client, from its own address, and what it expects.
