@@ -26,7 +26,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// newRing starts n in-memory members and returns them.
+// newRing starts n in-memory members and returns them once they are ready.
 func newRing(t *testing.T, n int) []*peer.Peer {
 	t.Helper()
 	network := transport.NewNetwork()
@@ -42,6 +42,15 @@ func newRing(t *testing.T, n int) []*peer.Peer {
 		}
 		t.Cleanup(func() { p.Close() })
 		peers[i] = p
+	}
+	// Until its state transfer is done, a member answers a miss with an
+	// error ("ask the other copy"): wait for every one.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, p := range peers {
+		if err := p.WaitReady(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return peers
 }
