@@ -19,7 +19,7 @@ import (
 )
 
 // startSolo starts a one-member `tlsring peer` with extra flags and waits
-// until it is healthy.
+// until it serves.
 func startSolo(t *testing.T, extra ...string) *peerProc {
 	t.Helper()
 	bin := tlsringBinary(t)
@@ -42,6 +42,10 @@ func startSolo(t *testing.T, extra ...string) *peerProc {
 		}
 	})
 	pp.waitHealthy(t)
+	// /healthz answers before the memcached face listens.
+	waitFor(t, 20*time.Second, pp.name+" to serve", func() (bool, string) {
+		return strings.Contains(pp.logs.String(), "tlsring peer serving"), ""
+	})
 	return pp
 }
 
