@@ -64,13 +64,22 @@ func newMembers(t testing.TB, n int, extra ...string) []*peer.Peer {
 		peers[i] = p
 	}
 	// Connect the live members before any handshake needs them (the
-	// extras never answer, so their warm-up errors are expected).
+	// extras never answer, so their warm-up errors are expected). A dial
+	// can time out on a loaded machine while members start: warm up
+	// again until every member answers, within 15 s.
+	deadline := time.Now().Add(15 * time.Second)
 	for _, p := range peers {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := p.WarmUp(ctx)
-		cancel()
-		if err != nil && len(extra) == 0 {
-			t.Fatal(err)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			err := p.WarmUp(ctx)
+			cancel()
+			if err == nil || len(extra) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond) // the transport's dial backoff
 		}
 	}
 	return peers
