@@ -30,17 +30,26 @@ const (
 	maxTicket = 256 << 10
 )
 
-// Errors of Open; errors.Is tells them apart.
+// Errors of Open; errors.Is tells them apart. ErrTooOld and ErrUnknownKey
+// have a NotFound() bool method returning true: to tlsglue, a miss.
 var (
-	ErrTooOld     = errors.New("ticketkeys: ticket older than the retention; its key is erased")
-	ErrUnknownKey = errors.New("ticketkeys: ticket sealed under a key this member does not hold")
-	ErrMalformed  = errors.New("ticketkeys: not a ticket of this package")
-	ErrCorrupt    = errors.New("ticketkeys: ticket does not authenticate")
+	ErrTooOld     error = missError("ticketkeys: ticket older than the retention; its key is erased")
+	ErrUnknownKey error = missError("ticketkeys: ticket sealed under a key this member does not hold")
+	ErrMalformed        = errors.New("ticketkeys: not a ticket of this package")
+	ErrCorrupt          = errors.New("ticketkeys: ticket does not authenticate")
 )
+
+type missError string
+
+func (e missError) Error() string  { return string(e) }
+func (e missError) NotFound() bool { return true }
 
 // IsTicket reports whether b looks like a ticket of this package (by its
 // length and version byte); Open decides.
 func IsTicket(b []byte) bool { return len(b) >= Overhead && b[0] == TicketVersion }
+
+// IsTicket is the function IsTicket, as a method for tlsglue.TicketKeys.
+func (k *Keyring) IsTicket(b []byte) bool { return IsTicket(b) }
 
 func aeadFor(secret *[KeyLen]byte, salt []byte) cipher.AEAD {
 	mac := hmac.New(sha256.New, secret[:])
