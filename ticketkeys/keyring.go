@@ -55,6 +55,8 @@ type Keyring struct {
 	mu     sync.RWMutex
 	keys   map[uint64][]*Key // per epoch; ring keys before local ones
 	absent map[uint64]bool   // past epochs the ring did not have
+
+	lastEpoch uint64 // of the previous Refresh; guarded by refreshMu
 }
 
 // New returns a Keyring agreeing keys through s. It holds no key until
@@ -134,15 +136,17 @@ func (k *Keyring) Run(ctx context.Context) error {
 // Refresh brings the key set up to date once: erases expired keys, fetches
 // the keys of the current epoch, of past epochs still retained and (from
 // half-way through the current epoch) of the next one, and makes the keys
-// this member owns. It reports whether the key set changed, and the first
-// error talking to the ring (the keys held are still usable).
+// this member owns. It reports whether the key set or the current epoch
+// changed, and the errors talking to the ring (the keys held are still
+// usable).
 func (k *Keyring) Refresh(ctx context.Context) (changed bool, err error) {
 	k.refreshMu.Lock()
 	defer k.refreshMu.Unlock()
 	now := k.o.Now()
 	cur := k.epochAt(now)
 	k.m.epoch.Set(float64(cur))
-	changed = k.expire(now)
+	changed = k.expire(now) || cur != k.lastEpoch
+	k.lastEpoch = cur
 	var errs []error
 	note := func(c bool, err error) {
 		changed = changed || c
