@@ -48,8 +48,8 @@
 // 24 h, mean a captured member exposes at most the last 25 hours of
 // resumed sessions. Compared with the stateful mode (sessions in the
 // store), the exposure is the same in kind (store contents plus handles
-// there, key set plus tickets here) but the stateless mode's key set is 25
-// small keys that open every ticket of the window, so guard members' memory
+// there, key set plus tickets here) but the stateless mode's key set is a
+// few dozen small keys that open every ticket of the window, so guard members' memory
 // as you would the store. Key files written for nginx or Apache put the
 // same keys on a filesystem: use a tmpfs so that they are never on disk.
 package ticketkeys
