@@ -210,7 +210,7 @@ func TestOwnerDown(t *testing.T) {
 
 func TestOptions(t *testing.T) {
 	s := newMemStore(newClock(epochStart))
-	for _, o := range []Options{{Period: time.Millisecond}, {Retention: -1}, {Retention: 8 * 24 * time.Hour}, {Timeout: -1}} {
+	for _, o := range []Options{{Period: time.Millisecond}, {Period: time.Second, Retention: time.Hour}, {Retention: -1}, {Retention: 8 * 24 * time.Hour}, {Timeout: -1}} {
 		if _, err := New(s, o); err == nil {
 			t.Errorf("New(%+v) accepted", o)
 		}

@@ -20,6 +20,9 @@ const (
 	// MaxRetention is the longest Retention: crypto/tls honours no ticket
 	// older than seven days.
 	MaxRetention = 7 * 24 * time.Hour
+	// maxKeys bounds Retention/Period, the keys held (and fetched after a
+	// restart) at once.
+	maxKeys = 1024
 	// DefaultPrefix starts the ring entry name of each epoch's key.
 	DefaultPrefix = "tlsring-ticket-key/"
 )
@@ -66,6 +69,9 @@ func (o Options) withDefaults() (Options, error) {
 		bad("negative Retention %v", o.Retention)
 	case o.Retention > MaxRetention:
 		bad("Retention %v exceeds the 7 days crypto/tls honours", o.Retention)
+	}
+	if o.Period >= time.Second && o.Retention > 0 && o.Retention/o.Period > maxKeys {
+		bad("Retention %v is more than %d periods of %v: too many keys to keep; lengthen Period", o.Retention, maxKeys, o.Period)
 	}
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
