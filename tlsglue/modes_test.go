@@ -48,21 +48,30 @@ func keyring(t testing.TB, p *peer.Peer, clk *testClock, o ticketkeys.Options) *
 	return k
 }
 
-// refreshUntilHeld refreshes k until it holds a ring key of the current
-// epoch (the owner may make it a moment after this member asks).
-func refreshUntilHeld(t testing.TB, k *ticketkeys.Keyring) {
+// refreshUntilHeld refreshes every keyring of ks in turn until each holds
+// a ring key of the current epoch (the owner of the epoch's entry, one of
+// them or an earlier keyring, makes it; the others then find it).
+func refreshUntilHeld(t testing.TB, ks ...*ticketkeys.Keyring) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := k.Refresh(ctx)
-		cancel()
-		keys := k.Keys()
-		if err == nil && len(keys) > 0 && !keys[0].Local {
+		held := 0
+		var err error
+		for _, k := range ks {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, e := k.Refresh(ctx)
+			cancel()
+			if keys := k.Keys(); e == nil && len(keys) > 0 && !keys[0].Local {
+				held++
+			} else if e != nil {
+				err = e
+			}
+		}
+		if held == len(ks) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no ring key after 20 s (last error %v, keys %d)", err, len(keys))
+			t.Fatalf("%d of %d keyrings hold no ring key after 20 s (last error %v)", len(ks)-held, len(ks), err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -71,7 +80,6 @@ func refreshUntilHeld(t testing.TB, k *ticketkeys.Keyring) {
 // modeServers starts one server per member, each with its own keyring.
 func modeServers(t testing.TB, members []*peer.Peer, clk *testClock, mode Mode, ko ticketkeys.Options) ([]*server, []*ticketkeys.Keyring) {
 	t.Helper()
-	// The owner of the current epoch's key makes it; the others then find it.
 	var ks []*ticketkeys.Keyring
 	for _, m := range members {
 		o := ko
@@ -83,9 +91,9 @@ func modeServers(t testing.TB, members []*peer.Peer, clk *testClock, mode Mode, 
 		}
 		ks = append(ks, k)
 	}
+	refreshUntilHeld(t, ks...)
 	var srv []*server
 	for i, m := range members {
-		refreshUntilHeld(t, ks[i])
 		s := newServers(t, m, 1, Options{Mode: mode, TicketKeys: ks[i], Deadline: clusterDeadline},
 			serverOpts{time: clk.now})[0]
 		s.name = string(rune('A' + i))
