@@ -159,85 +159,18 @@ func TestNginxTicketKeys(t *testing.T) {
 
 	// Two members of one ring, each writing key files into its own
 	// directory and reloading its own nginx (through its pid file).
-	procs := make([]*peerProc, 2)
-	var members []string
-	for i := range procs {
-		name := fmt.Sprintf("n%d", i)
-		if out, err := exec.Command(bin, "certs", "-dir", dir, "-name", name, "-hosts", "127.0.0.1").CombinedOutput(); err != nil {
-			t.Fatalf("tlsring certs: %v\n%s", err, out)
-		}
-		port, err := freeUDPPort()
-		if err != nil {
+	nginxDirs := []string{filepath.Join(dir, "nginx-A"), filepath.Join(dir, "nginx-B")}
+	for _, d := range nginxDirs {
+		if err := os.Mkdir(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		procs[i] = &peerProc{name: addr(port), admin: addr(freeTCPPort(t))}
-		members = append(members, procs[i].name)
 	}
-	names := []string{"A", "B"}
-	keyDirs := make([]string, 2)
-	nginxDirs := make([]string, 2)
-	for i, pp := range procs {
-		keyDirs[i] = filepath.Join(dir, "keys-"+names[i])
-		nginxDirs[i] = filepath.Join(dir, "nginx-"+names[i])
-		for _, d := range []string{keyDirs[i], nginxDirs[i]} {
-			if err := os.Mkdir(d, 0o700); err != nil {
-				t.Fatal(err)
-			}
-		}
+	keyDirs := startKeyPeers(t, bin, dir, period, retention, func(i int) string {
 		pidFile := filepath.Join(nginxDirs[i], "nginx.pid")
-		name := fmt.Sprintf("n%d", i)
-		pp.args = []string{"peer",
-			"-listen", pp.name,
-			"-members", strings.Join(members, ","),
-			"-cert", filepath.Join(dir, name+".pem"),
-			"-key", filepath.Join(dir, name+"-key.pem"),
-			"-ca", filepath.Join(dir, "ca.pem"),
-			"-admin", pp.admin,
-			"-log-level", "debug",
-			"-ticket-keys-dir", keyDirs[i],
-			"-ticket-key-period", period.String(),
-			"-ticket-key-retention", retention.String(),
-			"-ticket-keys-reload", "if [ -s " + pidFile + " ]; then kill -HUP $(cat " + pidFile + "); fi",
-		}
-		pp.start(t, bin)
-	}
-	t.Cleanup(func() {
-		for _, pp := range procs {
-			pp.kill()
-			if t.Failed() {
-				t.Logf("logs of %s:\n%s", pp.name, pp.logs)
-			}
-		}
+		return "if [ -s " + pidFile + " ]; then kill -HUP $(cat " + pidFile + "); fi"
 	})
-	for i, pp := range procs {
-		pp.waitReady(t, 30*time.Second)
-		waitFor(t, 20*time.Second, "key files of "+names[i], func() (bool, string) {
-			_, err := os.Stat(filepath.Join(keyDirs[i], ticketkeys.NginxInclude))
-			return err == nil, fmt.Sprint(err)
-		})
-		if fi, err := os.Stat(filepath.Join(keyDirs[i], "nginx-0.key")); err != nil || fi.Size() != ticketkeys.NginxKeyLen || fi.Mode().Perm() != 0o600 {
-			t.Fatalf("nginx-0.key: %v %v", fi, err)
-		}
-	}
 
-	webCA, err := certgen.NewCA("nginx test CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	web, err := webCA.Issue(certgen.ECDSA, time.Hour, "localhost", "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM, err := certgen.KeyPEM(web.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile, caFile := filepath.Join(dir, "web.pem"), filepath.Join(dir, "web-key.pem"), filepath.Join(dir, "web-ca.pem")
-	for f, b := range map[string][]byte{certFile: certgen.CertPEM(web.Cert), keyFile: keyPEM, caFile: certgen.CertPEM(webCA.Cert)} {
-		if err := os.WriteFile(f, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	certFile, keyFile, caFile := webCert(t, dir)
 	ng := []*nginxProc{
 		startNginx(t, "A", nginxDirs[0], certFile, keyFile, keyDirs[0]),
 		startNginx(t, "B", nginxDirs[1], certFile, keyFile, keyDirs[1]),
@@ -279,4 +212,90 @@ func TestNginxTicketKeys(t *testing.T) {
 			})
 		})
 	}
+}
+
+// startKeyPeers starts two `tlsring peer` processes of one ring, each
+// writing the fleet's ticket keys into its own directory (returned) and
+// running reload(i) after each change, and waits until both wrote them.
+func startKeyPeers(t *testing.T, bin, dir string, period, retention time.Duration, reload func(i int) string) []string {
+	t.Helper()
+	procs := make([]*peerProc, 2)
+	var members []string
+	for i := range procs {
+		name := fmt.Sprintf("n%d", i)
+		if out, err := exec.Command(bin, "certs", "-dir", dir, "-name", name, "-hosts", "127.0.0.1").CombinedOutput(); err != nil {
+			t.Fatalf("tlsring certs: %v\n%s", err, out)
+		}
+		port, err := freeUDPPort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		procs[i] = &peerProc{name: addr(port), admin: addr(freeTCPPort(t))}
+		members = append(members, procs[i].name)
+	}
+	keyDirs := make([]string, 2)
+	for i, pp := range procs {
+		keyDirs[i] = filepath.Join(dir, fmt.Sprintf("keys-%d", i))
+		if err := os.Mkdir(keyDirs[i], 0o700); err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("n%d", i)
+		pp.args = []string{"peer",
+			"-listen", pp.name,
+			"-members", strings.Join(members, ","),
+			"-cert", filepath.Join(dir, name+".pem"),
+			"-key", filepath.Join(dir, name+"-key.pem"),
+			"-ca", filepath.Join(dir, "ca.pem"),
+			"-admin", pp.admin,
+			"-log-level", "debug",
+			"-ticket-keys-dir", keyDirs[i],
+			"-ticket-key-period", period.String(),
+			"-ticket-key-retention", retention.String(),
+			"-ticket-keys-reload", reload(i),
+		}
+		pp.start(t, bin)
+	}
+	t.Cleanup(func() {
+		for _, pp := range procs {
+			pp.kill()
+			if t.Failed() {
+				t.Logf("logs of %s:\n%s", pp.name, pp.logs)
+			}
+		}
+	})
+	for i, pp := range procs {
+		pp.waitReady(t, 30*time.Second)
+		waitFor(t, 20*time.Second, "key files of member "+fmt.Sprint(i), func() (bool, string) {
+			_, err := os.Stat(filepath.Join(keyDirs[i], ticketkeys.NginxInclude))
+			return err == nil, fmt.Sprint(err)
+		})
+		if fi, err := os.Stat(filepath.Join(keyDirs[i], "nginx-0.key")); err != nil || fi.Size() != ticketkeys.NginxKeyLen || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("nginx-0.key: %v %v", fi, err)
+		}
+	}
+	return keyDirs
+}
+
+// webCert writes a web server certificate, its key and its CA into dir.
+func webCert(t *testing.T, dir string) (certFile, keyFile, caFile string) {
+	t.Helper()
+	webCA, err := certgen.NewCA("ticket keys test CA", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, err := webCA.Issue(certgen.ECDSA, time.Hour, "localhost", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := certgen.KeyPEM(web.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, caFile = filepath.Join(dir, "web.pem"), filepath.Join(dir, "web-key.pem"), filepath.Join(dir, "web-ca.pem")
+	for f, b := range map[string][]byte{certFile: certgen.CertPEM(web.Cert), keyFile: keyPEM, caFile: certgen.CertPEM(webCA.Cert)} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return certFile, keyFile, caFile
 }
