@@ -65,6 +65,38 @@
 // for the saved remote write; a fleet that must hide its backends behind
 // one address can wrap the Store in a type without PlacementToken.
 //
+// # Modes: stateful, stateless, hybrid
+//
+// [Options.Mode] picks how tickets are issued. Stateful (the default) issues
+// the handles described above. Stateless seals the session state itself
+// into the ticket under the fleet's rotating keys ([Options.TicketKeys], a
+// *ticketkeys.Keyring agreeing keys through the ring): no store write, no
+// lookup. Hybrid is stateless for TLS 1.3 and stateful for TLS 1.2. Every
+// mode resumes tickets of every other. What each exposes, in plain words:
+//
+//   - Stateful: whoever gets a member's store contents and a client's
+//     handle (sent in clear) can resume that one session and, in TLS 1.2,
+//     decrypt its recorded connections, until the entry's TTL (Lifetime).
+//     Sessions can be deleted one by one.
+//   - Stateless: whoever captures the key set (any member's memory, or the
+//     ring's entries) opens every ticket of the last Period + Retention; a
+//     recorded TLS 1.2 connection that issued or resumed such a ticket is
+//     then decrypted too, since TLS 1.2 derives its traffic keys from the
+//     ticket's master secret alone. TLS 1.3 resumptions with psk_dhe_ke
+//     (what Go, browsers and openssl offer) mix in a fresh key exchange, so
+//     there the captured keys expose the resumption secret (and any 0-RTT
+//     data) but not the resumed connection's traffic. Keys older than
+//     Period + Retention are erased everywhere: nothing captured later
+//     opens tickets older than that.
+//   - Hybrid: the stateless exposure for TLS 1.3 only, where it is smallest
+//     and where the stateful mode costs most (TLS 1.3 issues a new ticket,
+//     hence a store write, on every resumption; a TLS 1.2 resumption re-uses
+//     its handle and writes nothing).
+//
+// Act on it: keep Retention no longer than the ticket lifetime you need;
+// prefer Hybrid over Stateless where TLS 1.2 clients matter; protect
+// members' memory like a private key.
+//
 // # Binding
 //
 // Each session is bound to the SNI server name and the ALPN protocol it was

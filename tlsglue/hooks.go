@@ -27,6 +27,9 @@ func (h *hooks) wrap(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
+	if h.g.stateless(cs.Version) {
+		return h.g.sealTicket(state) // modes.go
+	}
 	hd := newHandle(h.g.placer)
 	ttl := o.Lifetime
 	if t, ok := createdAt(state); ok {
@@ -57,6 +60,9 @@ func (h *hooks) unwrap(hs *handshake, identity []byte, cs tls.ConnectionState) (
 	}
 	hd, ok := parseHandle(identity)
 	if !ok {
+		if ss, handled := h.unwrapTicket(identity, cs); handled { // modes.go
+			return ss, nil
+		}
 		if h.prevUnwrap != nil {
 			return h.prevUnwrap(identity, cs)
 		}

@@ -30,8 +30,11 @@ type Glue struct {
 // on demand and exit when idle, so a Glue that is never closed leaks no
 // goroutines; Close or Shutdown release it deterministically.
 func New(s Store, opts Options) (*Glue, error) {
+	if s == nil && opts.Mode != Stateless {
+		return nil, errors.New("tlsglue: nil Store (only Stateless mode needs none)")
+	}
 	if s == nil {
-		return nil, errors.New("tlsglue: nil Store")
+		s = noStore{}
 	}
 	o, err := opts.withDefaults()
 	if err != nil {

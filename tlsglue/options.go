@@ -104,6 +104,16 @@ type Options struct {
 	// NoHandshakeContext, lookups are bounded by Deadline alone.
 	// false = per-handshake contexts.
 	NoHandshakeContext bool
+
+	// Mode says how tickets are issued: Stateful handles, Stateless tickets
+	// under TicketKeys, or Hybrid (see Mode). Tickets of every mode resume
+	// in every mode. Stateless tickets also honour Lifetime, and stop
+	// opening when TicketKeys erases their key. 0 = Stateful.
+	Mode Mode
+	// TicketKeys seals and opens stateless tickets (a *ticketkeys.Keyring);
+	// required by Stateless and Hybrid. When set in Stateful mode, tickets
+	// it sealed still resume (a fleet moving back to stateful).
+	TicketKeys TicketKeys
 }
 
 // withDefaults validates o and fills in the defaults.
@@ -148,6 +158,9 @@ func (o Options) withDefaults() (Options, error) {
 		bad("negative WriteTimeout %v", o.WriteTimeout)
 	case o.WriteTimeout == 0:
 		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if err := o.checkMode(); err != nil {
+		errs = append(errs, err)
 	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)

@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tlsring/tlsring/cmd/internal/certgen"
 	"github.com/tlsring/tlsring/peer"
+	"github.com/tlsring/tlsring/ticketkeys"
 	"github.com/tlsring/tlsring/tlsglue"
 	"github.com/tlsring/tlsring/transport"
 )
@@ -48,6 +49,7 @@ type demoOptions struct {
 	admin       string
 	logLevel    string
 	deadline    time.Duration
+	mode        tlsglue.Mode
 }
 
 func parseDemoFlags(args []string, stdout, stderr io.Writer) (*demoOptions, error) {
@@ -78,6 +80,7 @@ handshake for each phase.`, stdout, stderr)
 	cert := fs.String("cert", "ecdsa", "TLS server certificate type: ecdsa (P-256) or rsa (2048 bits)")
 	fs.DurationVar(&o.deadline, "deadline", 0, "bound on one session lookup (tlsglue.Options.Deadline; 0 = tlsglue's default, 3ms)")
 	fs.StringVar(&o.admin, "admin", "", "serve /metrics and /healthz on this host:port while the demo runs (default: none)")
+	mode := fs.String("mode", "stateful", "how the tlsring servers issue tickets: stateful (sessions in the ring), stateless (tickets under the fleet's rotating keys, agreed through the ring) or hybrid (stateless for TLS 1.3, stateful for TLS 1.2)")
 	fs.StringVar(&o.logLevel, "log-level", "error", "log level of the members: debug, info, warn or error")
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return nil, err
@@ -91,6 +94,10 @@ handshake for each phase.`, stdout, stderr)
 		return nil, usagef("-tls %q: want 1.2 or 1.3", *tlsVer)
 	}
 	o.tlsName = "TLS " + *tlsVer
+	var err error
+	if o.mode, err = tlsglue.ParseMode(*mode); err != nil {
+		return nil, usagef("-mode %q: want stateful, stateless or hybrid", *mode)
+	}
 	switch certgen.KeyType(*cert) {
 	case certgen.ECDSA, certgen.RSA:
 		o.certType = certgen.KeyType(*cert)
@@ -149,7 +156,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	var rows []demoRow
 	phases := []demoPhase{
-		{mark: "(a)", label: fmt.Sprintf("tlsring, %d members", o.members), servers: cl.ring, sessions: "ring", warmup: true},
+		{mark: "(a)", label: fmt.Sprintf("tlsring%s, %d members", modeLabel(o.mode), o.members), servers: cl.ring, sessions: "ring", warmup: true},
 		{mark: "(b)", label: "each server alone", servers: cl.alone, sessions: "alone", warmup: true},
 		{mark: "", label: "each server alone, sticky LB", servers: cl.alone, sessions: "sticky", sticky: true, warmup: true},
 	}
@@ -205,6 +212,10 @@ type demoCluster struct {
 	ring  []*tlsServer // one per member, sessions through tlsglue
 	alone []*tlsServer // one per member, Go's default tickets
 	log   *slog.Logger
+
+	// keyrings and stopKeys: -mode stateless or hybrid (demo_modes.go)
+	keyrings []*ticketkeys.Keyring
+	stopKeys func()
 }
 
 func startDemoCluster(o *demoOptions, log *slog.Logger) (cl *demoCluster, err error) {
@@ -242,12 +253,15 @@ func startDemoCluster(o *demoOptions, log *slog.Logger) (cl *demoCluster, err er
 	if cl.peers, err = startDemoMembers(o.members, memberTLS, trMetrics, cl.reg, log); err != nil {
 		return nil, err
 	}
+	if err := cl.startKeyrings(o.mode, log); err != nil {
+		return nil, err
+	}
 	for i, p := range cl.peers {
 		m := tlsglue.NewMetrics(prometheus.Labels{"server": strconv.Itoa(i)})
 		if err := cl.reg.Register(m); err != nil {
 			return nil, err
 		}
-		g, err := tlsglue.New(p, tlsglue.Options{Metrics: m, Logger: log, Deadline: o.deadline})
+		g, err := tlsglue.New(p, tlsglue.Options{Metrics: m, Logger: log, Deadline: o.deadline, Mode: o.mode, TicketKeys: cl.ticketKeys(i)})
 		if err != nil {
 			return nil, err
 		}
@@ -354,6 +368,9 @@ func (cl *demoCluster) close() {
 	}
 	for _, g := range cl.glues {
 		g.Close()
+	}
+	if cl.stopKeys != nil {
+		cl.stopKeys()
 	}
 	for _, p := range cl.peers {
 		p.Close()
@@ -504,7 +521,12 @@ func printDemoTable(w io.Writer, o *demoOptions, rows []demoRow, dead string) {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "(c) member %s was closed without hand-off; sessions it owned were read from their replicas.\n", dead)
+	switch o.mode {
+	case tlsglue.Stateless:
+		fmt.Fprintf(w, "(c) member %s was closed without hand-off; every member holds every ticket key, so nothing was lost.\n", dead)
+	default:
+		fmt.Fprintf(w, "(c) member %s was closed without hand-off; sessions it owned were read from their replicas.\n", dead)
+	}
 	for _, r := range rows {
 		if r.res.Errors > 0 {
 			fmt.Fprintf(w, "%s %s: %d handshakes failed (last error: %s)\n", r.mark, r.label, r.res.Errors, r.res.LastErr)

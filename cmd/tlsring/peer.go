@@ -47,6 +47,7 @@ type peerConfig struct {
 	memcachedPerSrc  int // 0 = half of memcachedConns
 	leaveTimeout     time.Duration
 	log              *slog.Logger
+	ticketKeys       ticketKeyConfig // ticketkeys.go
 }
 
 // parsePeerFlags parses and checks the flags and environment of `tlsring
@@ -71,6 +72,7 @@ func parsePeerFlags(args []string, lookupEnv func(string) (string, bool), stdout
 	memTTL := fs.Duration("memcached-default-ttl", memcache.DefaultTTL, "lifetime of values set through the memcached face with exptime 0")
 	memTimeout := fs.Duration("memcached-timeout", memcache.DefaultTimeout, "bound on the ring operations of one memcached command")
 	leaveTimeout := fs.Duration("leave-timeout", 10*time.Second, "on SIGTERM or SIGINT, how long to spend delivering delayed writes and finishing a rebalance before closing")
+	tkFlags := addTicketKeyFlags(fs) // ticketkeys.go
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	fs.Usage = func() {
@@ -158,6 +160,9 @@ Flags:
 		if _, _, err := net.SplitHostPort(cfg.memcached); err != nil {
 			return nil, usagef("-memcached %q: want host:port or unix:/path", cfg.memcached)
 		}
+	}
+	if cfg.ticketKeys, err = tkFlags.check(); err != nil {
+		return nil, err
 	}
 	if cfg.tls, err = loadMemberTLS(*cert, *key, *ca, cfg.listen); err != nil {
 		return nil, err
@@ -341,6 +346,11 @@ func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready f
 			p.Close()
 		}
 	}()
+	stopTicketKeys, err := startTicketKeys(cfg.ticketKeys, p, reg, log) // ticketkeys.go
+	if err != nil {
+		return err
+	}
+	defer stopTicketKeys()
 
 	var admin *adminServer
 	if cfg.admin != "" {
