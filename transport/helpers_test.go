@@ -6,6 +6,7 @@ package transport
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -81,6 +82,10 @@ func (l *logBuf) String() string {
 	return l.b.String()
 }
 
+func newTextLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
 type member struct {
 	*QUIC
 	store *mapStore
@@ -95,7 +100,7 @@ func startMember(t testing.TB, ca *transporttest.CA, edit func(*QUICConfig)) *me
 	cfg := QUICConfig{
 		Addr:   "127.0.0.1:0",
 		TLS:    ca.MemberTLS(t, "127.0.0.1"),
-		Logger: slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger: newTextLogger(m.logs),
 	}
 	if edit != nil {
 		edit(&cfg)

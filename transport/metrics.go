@@ -23,6 +23,10 @@ type Metrics struct {
 	acceptedC prometheus.Counter
 	refusedC  prometheus.Counter
 	lateC     prometheus.Counter
+	slowC     prometheus.Counter
+	malformC  prometheus.Counter
+	panicC    prometheus.Counter
+	queuedG   prometheus.Gauge
 }
 
 // Call results, the "result" label of tlsring_transport_calls_total.
@@ -50,6 +54,10 @@ var resultNames = [numResults]string{"ok", "not_found", "bad_request", "error", 
 //	tlsring_transport_accepted_total             connections accepted
 //	tlsring_transport_refused_total              handshakes refused (bad certificate)
 //	tlsring_transport_late_replies_total         responses that arrived after their call gave up
+//	tlsring_transport_slow_readers_total         connections cut off for not reading their answers
+//	tlsring_transport_malformed_total            connections closed for a malformed frame
+//	tlsring_transport_handler_panics_total       requests whose handler panicked
+//	tlsring_transport_queued_bytes               answer bytes waiting for callers to read
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg == nil {
 		reg = prometheus.DefaultRegisterer
@@ -77,8 +85,20 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		lateC: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tlsring_transport_late_replies_total", Help: "Responses discarded because their call had given up.",
 		}),
+		slowC: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tlsring_transport_slow_readers_total", Help: "Connections cut off because the calling member did not read its answers within the stall timeout.",
+		}),
+		malformC: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tlsring_transport_malformed_total", Help: "Connections closed because a member sent a frame that broke the framing.",
+		}),
+		panicC: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tlsring_transport_handler_panics_total", Help: "Requests from other members whose handler panicked.",
+		}),
+		queuedG: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tlsring_transport_queued_bytes", Help: "Answer bytes waiting for calling members to read them (flow control).",
+		}),
 	}
-	for _, c := range []prometheus.Collector{calls, latency, served, dials, m.acceptedC, m.refusedC, m.lateC} {
+	for _, c := range []prometheus.Collector{calls, latency, served, dials, m.acceptedC, m.refusedC, m.lateC, m.slowC, m.malformC, m.panicC, m.queuedG} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -155,5 +175,29 @@ func (m *Metrics) refused() {
 func (m *Metrics) late() {
 	if m != nil {
 		m.lateC.Inc()
+	}
+}
+
+func (m *Metrics) slowReader() {
+	if m != nil {
+		m.slowC.Inc()
+	}
+}
+
+func (m *Metrics) malformed() {
+	if m != nil {
+		m.malformC.Inc()
+	}
+}
+
+func (m *Metrics) panicked() {
+	if m != nil {
+		m.panicC.Inc()
+	}
+}
+
+func (m *Metrics) queuedBytes(n int) {
+	if m != nil {
+		m.queuedG.Add(float64(n))
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -29,6 +30,7 @@ const ALPN = "tlsring/1"
 const (
 	codeNoError       quic.ApplicationErrorCode = 0 // orderly close
 	codeProtocolError quic.ApplicationErrorCode = 1 // malformed frame
+	codeSlowReader    quic.ApplicationErrorCode = 2 // answers not read within QUICConfig.StallTimeout
 )
 
 // QUICConfig configures a QUIC transport. Only Addr and TLS are required;
@@ -65,10 +67,24 @@ type QUICConfig struct {
 	// (keep-alives included): the member is then considered gone.
 	// 0 = 10s.
 	IdleTimeout time.Duration
-	// MaxConcurrentRequests bounds how many requests of one incoming
-	// stream are served at once; further requests wait unread, which
-	// pushes back on the caller through QUIC flow control. 0 = 256.
+	// MaxConcurrentRequests bounds the requests of one incoming
+	// connection that are outstanding: read and being served, or answered
+	// with the answer waiting for the caller's flow control. At the bound
+	// further requests wait unread, which pushes back on the caller
+	// through QUIC flow control. 0 = 256.
 	MaxConcurrentRequests int
+	// MaxConnBytes bounds the bytes one incoming connection makes this
+	// member hold: requests being served, each with room for the largest
+	// answer its operation can have, and answers waiting for the caller's
+	// flow control (a caller that sends requests without reading their
+	// answers). At the bound the member stops reading that connection's
+	// requests until answers leave. 0 = 8 MiB.
+	MaxConnBytes int
+	// StallTimeout is how long a waiting answer may wait for the caller
+	// to read: a caller that takes none of it for this long is cut off
+	// (its connection closed with application error code 2), counted in
+	// tlsring_transport_slow_readers_total and logged (sampled). 0 = 5s.
+	StallTimeout time.Duration
 	// StatelessResetKey lets a restarted member reset connections its
 	// previous incarnation held, so callers notice at their next packet
 	// instead of waiting for the idle timeout. It must survive restarts:
@@ -106,6 +122,12 @@ func (c *QUICConfig) setDefaults() {
 	if c.MaxConcurrentRequests <= 0 {
 		c.MaxConcurrentRequests = 256
 	}
+	if c.MaxConnBytes <= 0 {
+		c.MaxConnBytes = 8 << 20
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = 5 * time.Second
+	}
 }
 
 // QUIC is a Transport over QUIC with mutual TLS. One UDP socket both
@@ -126,6 +148,12 @@ type QUIC struct {
 	ctx    context.Context // canceled by Close: ends dials and handlers
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the transport started
+
+	// Log lines about what remote parties cause, sampled (logsample.go).
+	refusedLog, malformedLog, slowLog, panicLog sampledLog
+	// Answer bytes waiting for callers' flow control, all incoming
+	// connections together, and the most there ever were; tests read them.
+	queued, queuedPeak atomic.Int64
 
 	mu      sync.Mutex
 	closed  bool
@@ -259,7 +287,7 @@ func (t *QUIC) serverTLS(base *tls.Config) *tls.Config {
 		cc.VerifyConnection = func(cs tls.ConnectionState) error {
 			err := verifyClient(cs, roots)
 			if err != nil {
-				t.log.Warn("refused member connection", "remote", remote, "reason", err)
+				t.refusedLog.log(t.log, slog.LevelWarn, "refused member connection", "remote", remote, "reason", err)
 				t.metrics.refused()
 			}
 			return err
@@ -345,4 +373,16 @@ func (t *QUIC) go_(f func()) bool {
 		f()
 	}()
 	return true
+}
+
+// queuedAdd counts n answer bytes more (or fewer) waiting for flow control.
+func (t *QUIC) queuedAdd(n int) {
+	v := t.queued.Add(int64(n))
+	for {
+		peak := t.queuedPeak.Load()
+		if v <= peak || t.queuedPeak.CompareAndSwap(peak, v) {
+			break
+		}
+	}
+	t.metrics.queuedBytes(n)
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -98,7 +99,7 @@ func (t *QUIC) call(ctx context.Context, member string, req *Request) (*Response
 	}
 	bp := getBuf(requestSize(req))
 	*bp = appendRequest(*bp, id, dl, req)
-	err = cc.w.write(*bp)
+	_, err = cc.w.write(*bp)
 	putBuf(bp)
 	if err != nil {
 		return nil, cc.abandon(id, c, cc.unreachable())
@@ -354,7 +355,8 @@ func (cc *clientConn) readLoop() {
 }
 
 func (cc *clientConn) protocolError(err error) {
-	cc.p.t.log.Warn("malformed response from member, closing connection", "peer", cc.p.addr, "err", err)
+	cc.p.t.malformedLog.log(cc.p.t.log, slog.LevelWarn, "malformed response from member, closing connection", "peer", cc.p.addr, "err", err)
+	cc.p.t.metrics.malformed()
 	cc.conn.CloseWithError(codeProtocolError, truncMessage(err.Error()))
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -61,24 +62,33 @@ func (t *QUIC) serveConn(conn *quic.Conn) {
 		delete(t.inbound, conn)
 		t.mu.Unlock()
 	}()
-	remote := peerName(conn)
-	t.log.Debug("member connected", "remote", remote)
+	c := &inConn{
+		t:           t,
+		conn:        conn,
+		remote:      peerName(conn),
+		maxRequests: t.cfg.MaxConcurrentRequests,
+		maxHeld:     t.cfg.MaxConnBytes,
+	}
+	t.log.Debug("member connected", "remote", c.remote)
 	for {
 		str, err := conn.AcceptStream(t.ctx)
 		if err != nil {
-			t.log.Debug("member disconnected", "remote", remote, "err", err)
+			t.log.Debug("member disconnected", "remote", c.remote, "err", err)
 			return
 		}
 		s := &serverStream{
-			t:      t,
-			conn:   conn,
-			str:    str,
-			remote: remote,
-			br:     bufio.NewReaderSize(str, 16<<10),
-			slots:  make(chan struct{}, t.cfg.MaxConcurrentRequests),
+			t:  t,
+			c:  c,
+			br: bufio.NewReaderSize(str, 16<<10),
 		}
-		s.w = frameWriter{str: str, spawn: t.go_, fail: func(error) {}}
-		s.slots <- struct{}{}
+		s.w = frameWriter{
+			str:     str,
+			spawn:   t.go_,
+			fail:    c.writeFailed,
+			stall:   t.cfg.StallTimeout,
+			queued:  c.queue,
+			drained: c.drained,
+		}
 		t.wg.Add(1)
 		go s.read()
 	}
@@ -91,52 +101,46 @@ func (t *QUIC) serveConn(conn *quic.Conn) {
 // successor to read the next one and serves its request itself, at once,
 // on the goroutine the network woke: the request does not wait for a
 // hand-off to a worker, and a slow or blocked handler holds up no other
-// request. slots bounds the goroutines, reader included; at the bound the
-// leader serves inline before reading on, which stops reading and pushes
-// back on the caller through flow control.
+// request. The connection's budget (inConn) bounds the requests
+// outstanding, and so the goroutines: at the bound the leader waits before
+// reading on, which pushes back on the caller through flow control.
 type serverStream struct {
-	t      *QUIC
-	conn   *quic.Conn
-	str    *quic.Stream
-	remote string
-	br     *bufio.Reader
-	hdr    [frameLenSize]byte
-	w      frameWriter
-	slots  chan struct{}
+	t   *QUIC
+	c   *inConn
+	br  *bufio.Reader
+	hdr [frameLenSize]byte
+	w   frameWriter
 }
 
-// read is the leader's loop. The caller has taken a slot and added to the
-// transport's wait group for it.
+// read is the leader's loop. The caller has added to the transport's wait
+// group for it.
 func (s *serverStream) read() {
 	defer s.t.wg.Done()
-	defer func() { <-s.slots }()
-	for {
-		body, err := readFrame(s.br, &s.hdr)
-		if err != nil {
-			s.readFailed(err)
-			return
-		}
-		f, derr := decodeRequest(body)
-		if f.deadline > 0 {
-			f.expires = time.Now().Add(time.Duration(f.deadline) * time.Microsecond)
-		}
-		select {
-		case s.slots <- struct{}{}:
-			s.t.wg.Add(1)
-			go s.read()
-			s.serve(&f, derr)
-			return
-		default:
-			s.serve(&f, derr)
-		}
+	if !s.c.admit() {
+		return
 	}
+	body, err := readFrame(s.br, &s.hdr)
+	if err != nil {
+		s.readFailed(err)
+		return
+	}
+	f, derr := decodeRequest(body)
+	f.held = reserve(f.req.Op, len(body))
+	s.c.begin(f.held)
+	if f.deadline > 0 {
+		f.expires = time.Now().Add(time.Duration(f.deadline) * time.Microsecond)
+	}
+	s.t.wg.Add(1)
+	go s.read()
+	s.serve(&f, derr)
 }
 
 func (s *serverStream) readFailed(err error) {
 	switch {
 	case errors.Is(err, errFrameSize), errors.Is(err, io.ErrUnexpectedEOF):
-		s.t.log.Warn("malformed frame from member, closing connection", "remote", s.remote, "err", err)
-		s.conn.CloseWithError(codeProtocolError, truncMessage(err.Error()))
+		s.t.malformedLog.log(s.t.log, slog.LevelWarn, "malformed frame from member, closing connection", "remote", s.c.remote, "err", err)
+		s.t.metrics.malformed()
+		s.c.conn.CloseWithError(codeProtocolError, truncMessage(err.Error()))
 	case errors.Is(err, io.EOF):
 		// The caller closed its side of the stream: nothing more to read.
 	default:
@@ -154,7 +158,7 @@ func (s *serverStream) serve(f *requestFrame, derr error) {
 		// readFrame guarantees the version and ID are there, so every
 		// decoding error can be answered.
 		resp = &Response{Status: StatusBadRequest, Message: derr.Error()}
-		s.t.log.Debug("bad request from member", "remote", s.remote, "err", derr)
+		s.t.log.Debug("bad request from member", "remote", s.c.remote, "err", derr)
 	case f.id == pingID && f.req.Op == OpPing:
 		resp = pingOK // the dial-time check; the handler never sees it
 	default:
@@ -163,6 +167,7 @@ func (s *serverStream) serve(f *requestFrame, derr error) {
 		} else {
 			resp = s.t.handle(f)
 			if resp == nil {
+				s.c.end(f.held, false)
 				return // the caller's deadline passed: it has given up
 			}
 		}
@@ -170,7 +175,8 @@ func (s *serverStream) serve(f *requestFrame, derr error) {
 	s.t.metrics.served(f.req.Op, resp.Status)
 	bp := getBuf(responseSize(resp))
 	*bp = appendResponse(*bp, f.id, resp)
-	s.w.write(*bp) // a failed write means the connection is gone
+	queued, _ := s.w.write(*bp) // a failed write means the connection is gone
+	s.c.end(f.held, queued)
 	putBuf(bp)
 }
 
@@ -190,7 +196,8 @@ func (t *QUIC) handle(f *requestFrame) (resp *Response) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			t.log.Error("handler panicked", "op", f.req.Op, "panic", r)
+			t.panicLog.log(t.log, slog.LevelError, "handler panicked", "op", f.req.Op, "panic", r)
+			t.metrics.panicked()
 			resp = &Response{Status: StatusError, Message: "handler panicked"}
 		}
 	}()

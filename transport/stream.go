@@ -9,6 +9,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/quic-go/quic-go"
 )
@@ -27,11 +28,20 @@ import (
 // copied to a queue drained by a writer goroutine with blocking writes;
 // while it runs, new frames join its queue. Frames are independent
 // (ID-tagged), so their order on the stream does not matter, but the queue
-// keeps it anyway.
+// keeps it anyway. The writer does not bound its queue itself: on the
+// serving side the queued and drained hooks feed the connection's budget
+// (bounds.go), which stops reading requests while too much is queued, and
+// stall fails the stream when the caller takes nothing for that long.
 type frameWriter struct {
 	str   *quic.Stream
 	spawn func(func()) bool // runs the writer goroutine, tracked by the transport
 	fail  func(error)       // called once when the stream breaks
+
+	// Serving side only; zero on the calling side, whose queue its own
+	// callers bound (each waits for its answer).
+	stall   time.Duration // a queued frame not taken within this long fails the stream
+	queued  func(n int)   // a frame of n bytes was queued
+	drained func(n int)   // a queued frame of n bytes was written, or dropped
 
 	mu      sync.Mutex
 	err     error
@@ -40,41 +50,44 @@ type frameWriter struct {
 }
 
 // write sends frame. It never blocks on the network and never retains
-// frame after it returns.
-func (w *frameWriter) write(frame []byte) error {
+// frame after it returns. queued reports that the frame waits in the
+// queue (drained will be called for it) rather than in QUIC's buffer.
+func (w *frameWriter) write(frame []byte) (queued bool, err error) {
 	w.mu.Lock()
 	if w.err != nil {
 		err := w.err
 		w.mu.Unlock()
-		return err
+		return false, err
 	}
 	if !w.writing {
 		err := w.str.TryWriteAll(frame)
 		if err == nil {
 			w.mu.Unlock()
-			return nil
+			return false, nil
 		}
 		if !errors.Is(err, quic.ErrWouldBlock) {
 			w.err = err
 			w.mu.Unlock()
 			w.fail(err)
-			return err
+			return false, err
 		}
 	}
 	slowWrites.Add(1)
-	w.queue = append(w.queue, append([]byte(nil), frame...))
 	if !w.writing {
 		w.writing = true
 		if !w.spawn(w.drain) {
 			w.writing = false
 			w.err = ErrClosed
-			w.queue = nil
 			w.mu.Unlock()
-			return ErrClosed
+			return false, ErrClosed
 		}
 	}
+	w.queue = append(w.queue, append([]byte(nil), frame...))
+	if w.queued != nil {
+		w.queued(len(frame))
+	}
 	w.mu.Unlock()
-	return nil
+	return true, nil
 }
 
 func (w *frameWriter) drain() {
@@ -84,20 +97,38 @@ func (w *frameWriter) drain() {
 		w.queue = nil
 		if len(q) == 0 || w.err != nil {
 			w.writing = false
-			w.queue = nil
 			w.mu.Unlock()
+			w.dropped(q)
 			return
 		}
 		w.mu.Unlock()
-		for _, f := range q {
-			if _, err := w.str.Write(f); err != nil {
+		for i, f := range q {
+			if w.stall > 0 {
+				w.str.SetWriteDeadline(time.Now().Add(w.stall))
+			}
+			_, err := w.str.Write(f)
+			if err != nil {
 				w.mu.Lock()
 				w.err = err
 				w.mu.Unlock()
+				w.dropped(q[i:])
 				w.fail(err)
 				break
 			}
+			if w.drained != nil {
+				w.drained(len(f))
+			}
 		}
+	}
+}
+
+// dropped accounts for queued frames that will never be written.
+func (w *frameWriter) dropped(q [][]byte) {
+	if w.drained == nil {
+		return
+	}
+	for _, f := range q {
+		w.drained(len(f))
 	}
 }
 

@@ -8,6 +8,45 @@
 //
 // The transport knows nothing of TLS sessions: keys and values are opaque
 // bytes, bounded by the limits below.
+//
+// # Bounds
+//
+// Everything another member can make a QUIC transport hold is bounded, so
+// that an authenticated but hostile or broken member cannot grow this one
+// without limit:
+//
+//   - Frames: a request or answer frame is at most MaxFrameSize bytes
+//     (a put_many at every limit, about 1.1 MiB); a longer length prefix
+//     closes the connection before anything is allocated.
+//   - Requests outstanding per incoming connection: at most
+//     QUICConfig.MaxConcurrentRequests (default 256) read and not yet
+//     answered, counting answers that wait for the caller's flow control.
+//   - Bytes held per incoming connection: at most QUICConfig.MaxConnBytes
+//     (default 8 MiB) of requests being served (each counted with room for
+//     the largest answer its operation can have: a value of MaxValueSize
+//     and a message of MaxMessageSize) and of answers waiting for flow
+//     control. The bound is checked before each request is read, so a
+//     connection's streams (at most 4) can each exceed it by one request
+//     and its answer: at most MaxConnBytes + 4 x (MaxFrameSize + 67 KiB),
+//     about 13 MiB with the defaults.
+//   - At either bound the member stops reading the connection's requests;
+//     the caller's writes then block on QUIC flow control (backpressure).
+//     Unread requests wait in QUIC's receive buffer, bounded by the flow
+//     control window this member advertises (quic-go's defaults: 6 MiB per
+//     stream, 15 MiB per connection).
+//   - Stalls: an answer that waits QUICConfig.StallTimeout (default 5s)
+//     without the caller taking any of it cuts the caller off: its
+//     connection is closed with application error code 2, counted in
+//     tlsring_transport_slow_readers_total and logged. Other connections
+//     are not affected.
+//   - Logs: lines about what other parties cause (refused handshakes,
+//     malformed frames, members cut off, handler panics) are sampled: at
+//     most one per kind every LogInterval, with the number left unlogged;
+//     the metrics count every event.
+//
+// Answers QUIC has taken but not yet sent stay in quic-go's send buffer,
+// which the caller's flow-control window bounds (6 MiB per stream and 15
+// MiB per connection for a quic-go caller).
 package transport
 
 import (

@@ -109,6 +109,7 @@ type requestFrame struct {
 	deadline uint32 // microseconds; 0 = none
 	req      Request
 	expires  time.Time // set by the server when the frame arrived; not on the wire
+	held     int       // bytes the server counts against the connection's budget; not on the wire
 }
 
 // responseFrame is a response as it travels.
