@@ -189,6 +189,14 @@ func TestServerNameIsVerified(t *testing.T) {
 	}
 }
 
+// TestDeadlineAbandonsRequest: a call whose member does not answer returns
+// at its own deadline, the member's handler sees the deadline too, and the
+// abandoned call leaves nothing behind. The handler never answers before
+// the deadline, so a call can only return through its own deadline. What
+// is measured is the transport's delay, not the scheduler's: each call is
+// compared with a bare wait for the same deadline on another goroutine in
+// the same moment, and may lag it by 5ms at the median and 50ms at worst
+// (the slack of tlsglue's deadline tests, for -race on shared cores).
 func TestDeadlineAbandonsRequest(t *testing.T) {
 	ca := transporttest.NewCA(t)
 	a, b := startMember(t, ca, nil), startMember(t, ca, nil)
@@ -204,13 +212,19 @@ func TestDeadlineAbandonsRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	const deadline = 30 * time.Millisecond
-	var overshoots []time.Duration
-	for range 5 {
+	const rounds = 7
+	var calls, bare []time.Duration
+	for range rounds {
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)
 		dl, _ := ctx.Deadline()
+		bareCtx, bareCancel := context.WithDeadline(context.Background(), dl)
+		bareDone := make(chan time.Duration, 1)
+		go func() { <-bareCtx.Done(); bareDone <- time.Since(dl) }()
 		_, err := a.Call(ctx, b.Addr(), &Request{Op: OpGet, Key: []byte("slow")})
-		overshoots = append(overshoots, time.Since(dl))
+		calls = append(calls, time.Since(dl))
+		bare = append(bare, <-bareDone)
 		cancel()
+		bareCancel()
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("call past its deadline: %v", err)
 		}
@@ -220,13 +234,17 @@ func TestDeadlineAbandonsRequest(t *testing.T) {
 			t.Fatal("handler never saw its deadline pass")
 		}
 	}
-	slices.Sort(overshoots)
-	t.Logf("returned after the deadline by %v", overshoots)
-	if med := overshoots[2]; med > 2*time.Millisecond {
-		t.Errorf("median return %v after the deadline, want <= 2ms", med)
+	slices.Sort(calls)
+	slices.Sort(bare)
+	t.Logf("calls returned after the deadline by %v; bare waits by %v", calls, bare)
+	if calls[0] < 0 {
+		t.Errorf("a call returned %v before its deadline", -calls[0])
 	}
-	if overshoots[4] > 25*time.Millisecond {
-		t.Errorf("worst return %v after the deadline", overshoots[4])
+	if med, base := calls[rounds/2], bare[rounds/2]; med > base+5*time.Millisecond {
+		t.Errorf("median call returned %v after the deadline, bare wait %v: want at most 5ms more", med, base)
+	}
+	if worst, base := calls[rounds-1], bare[rounds-1]; worst > base+50*time.Millisecond {
+		t.Errorf("worst call returned %v after the deadline, bare wait %v: want at most 50ms more", worst, base)
 	}
 	// Nothing left behind: no pending call, and the connection still works.
 	cc := liveConn(t, a, b.Addr())
