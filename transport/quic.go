@@ -56,11 +56,19 @@ type QUICConfig struct {
 	DialTimeout time.Duration
 	// MinBackoff is how long calls to a member fail at once with
 	// ErrUnreachable after a dial to it failed; it doubles with each
-	// further failure up to MaxBackoff and resets on success.
+	// further failure up to MaxBackoff and resets on success. The first
+	// call after the backoff dials afresh.
 	// 0 = 50ms.
 	MinBackoff time.Duration
 	// MaxBackoff caps the backoff; 0 = 2s.
 	MaxBackoff time.Duration
+	// RedialWait is how long a call waits for a new connection to a
+	// member whose last connection broke or whose last dial failed: long
+	// enough for a handshake with a member that restarted, short enough
+	// that calls to one that is gone fail fast. A call on a connection
+	// the member closed or reset (it stopped or restarted) is retried
+	// once on a new connection within this wait. 0 = 50ms.
+	RedialWait time.Duration
 	// KeepAlive is how often an idle connection is probed; 0 = 2s.
 	KeepAlive time.Duration
 	// IdleTimeout closes a connection that heard nothing for this long
@@ -112,6 +120,9 @@ func (c *QUICConfig) setDefaults() {
 	}
 	if c.MaxBackoff < c.MinBackoff {
 		c.MaxBackoff = c.MinBackoff
+	}
+	if c.RedialWait <= 0 {
+		c.RedialWait = 50 * time.Millisecond
 	}
 	if c.KeepAlive <= 0 {
 		c.KeepAlive = 2 * time.Second

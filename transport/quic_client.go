@@ -24,14 +24,17 @@ type peerConn struct {
 	t    *QUIC
 	addr string
 
-	mu      sync.Mutex
-	cur     *clientConn
-	dialing chan struct{} // closed when the dial in progress ends
-	down    bool          // the last dial failed: calls fail fast
-	lastErr error
-	retryAt time.Time
-	backoff time.Duration
-	closed  bool
+	mu        sync.Mutex
+	cur       *clientConn
+	dialing   chan struct{} // closed when the dial in progress ends
+	dialStart time.Time     // when that dial began
+	suspect   bool          // a connection broke or a dial failed since the last good dial
+	dialTook  time.Duration // how long the last good dial took
+	down      bool          // the last dial failed: calls fail fast until retryAt
+	lastErr   error
+	retryAt   time.Time
+	backoff   time.Duration
+	closed    bool
 }
 
 // clientConn is one live connection to a member and its request stream.
@@ -80,11 +83,25 @@ func (t *QUIC) call(ctx context.Context, member string, req *Request) (*Response
 	if err != nil {
 		return nil, err
 	}
-	cc, err := p.conn(ctx)
-	if err != nil {
-		return nil, err
+	for attempt := 0; ; attempt++ {
+		cc, err := p.conn(ctx)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := cc.roundTrip(ctx, req)
+		if err == nil || attempt > 0 || !cc.stale() || ctx.Err() != nil {
+			return resp, err
+		}
+		// The member closed or reset the connection: it was stopping, or
+		// it restarted and its new incarnation does not know the
+		// connection. Once, on a fresh connection.
+		t.log.Debug("connection to member went stale, retrying on a fresh one", "peer", member, "err", cc.deadErr)
 	}
+}
 
+// roundTrip sends req on cc and waits for its response.
+func (cc *clientConn) roundTrip(ctx context.Context, req *Request) (*Response, error) {
+	t := cc.p.t
 	c := callPool.Get().(*call)
 	id := cc.nextID.Add(1)
 	var dl uint32
@@ -99,7 +116,7 @@ func (t *QUIC) call(ctx context.Context, member string, req *Request) (*Response
 	}
 	bp := getBuf(requestSize(req))
 	*bp = appendRequest(*bp, id, dl, req)
-	_, err = cc.w.write(*bp)
+	_, err := cc.w.write(*bp)
 	putBuf(bp)
 	if err != nil {
 		return nil, cc.abandon(id, c, cc.unreachable())
@@ -116,6 +133,24 @@ func (t *QUIC) call(ctx context.Context, member string, req *Request) (*Response
 	case <-t.done:
 		return nil, cc.abandon(id, c, ErrClosed)
 	}
+}
+
+// stale reports whether cc died because the member closed it in order
+// (it was stopping: code 0), cut it off as a slow reader (code 2), or
+// reset it statelessly (it restarted and no longer knows the connection).
+// A request that failed on a stale connection may be retried on a fresh
+// one: every operation is safe to repeat (get, set, delete, put_many and
+// ping are idempotent; a repeated take finds nothing, so single use holds).
+func (cc *clientConn) stale() bool {
+	if !cc.isDead.Load() {
+		return false
+	}
+	var appErr *quic.ApplicationError
+	if errors.As(cc.deadErr, &appErr) {
+		return appErr.Remote && (appErr.ErrorCode == codeNoError || appErr.ErrorCode == codeSlowReader)
+	}
+	var reset *quic.StatelessResetError
+	return errors.As(cc.deadErr, &reset)
 }
 
 // abandon forgets call id, so a late reply is discarded, and returns err.
@@ -161,11 +196,14 @@ func (t *QUIC) peer(member string) (*peerConn, error) {
 	return p, nil
 }
 
-// conn returns a live connection to the member. If there is none it
-// starts a dial; a call waits for that dial (up to its own deadline)
-// unless the member is presumed down, that is, the last dial failed: then
-// calls fail at once with ErrUnreachable, and the member is redialled in
-// the background once the backoff has elapsed.
+// conn returns a live connection to the member, dialling one if there is
+// none. A call waits for the dial up to its own deadline while the member
+// has given no sign of trouble. Once a connection to it broke or a dial
+// failed (the member may be gone, or restarting), a call waits only while
+// the dial is younger than redialWait, long enough for a handshake with a
+// member that is up, and then fails with ErrUnreachable while the dial
+// goes on in the background; after a failed dial, calls fail at once
+// until the backoff has elapsed, and the next call then dials afresh.
 func (p *peerConn) conn(ctx context.Context) (*clientConn, error) {
 	for {
 		p.mu.Lock()
@@ -184,31 +222,58 @@ func (p *peerConn) conn(ctx context.Context) (*clientConn, error) {
 				return nil, err
 			}
 			ch := make(chan struct{})
-			p.dialing = ch
+			p.dialing, p.dialStart = ch, time.Now()
 			if !p.t.go_(func() { p.dial(ch) }) {
 				p.dialing = nil
 				p.mu.Unlock()
 				return nil, ErrClosed
 			}
 		}
-		if p.down {
-			err := p.downErr()
-			p.mu.Unlock()
-			return nil, err
-		}
 		ch := p.dialing
+		var timer *time.Timer
+		var limit <-chan time.Time
+		if p.suspect {
+			wait := time.Until(p.dialStart.Add(p.redialWait()))
+			if wait <= 0 {
+				err := p.downErr()
+				p.mu.Unlock()
+				return nil, err
+			}
+			timer = time.NewTimer(wait)
+			limit = timer.C
+		}
 		p.mu.Unlock()
+		var err error
 		select {
 		case <-ch:
+		case <-limit:
+			// The member has not answered the dial in time; the next
+			// round of the loop fails the call.
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			err = ctx.Err()
 		case <-p.t.done:
-			return nil, ErrClosed
+			err = ErrClosed
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
 }
 
+// redialWait is how long calls wait for a dial to a suspect member:
+// RedialWait, or three times what the last good dial took if more (a slow
+// link, or a loaded machine).
+func (p *peerConn) redialWait() time.Duration {
+	return max(p.t.cfg.RedialWait, 3*p.dialTook)
+}
+
 func (p *peerConn) downErr() error {
+	if p.dialing != nil && !p.down {
+		return fmt.Errorf("%w: %s: no new connection within %v, still dialling (last error: %v)", ErrUnreachable, p.addr, p.redialWait(), p.lastErr)
+	}
 	return fmt.Errorf("%w: %s: %v", ErrUnreachable, p.addr, p.lastErr)
 }
 
@@ -231,7 +296,7 @@ func (p *peerConn) dial(ch chan struct{}) {
 		if !p.down && !p.closed {
 			p.t.log.Warn("member unreachable", "peer", p.addr, "err", err, "retry_in", p.backoff)
 		}
-		p.down = true
+		p.down, p.suspect = true, true
 		p.lastErr = err
 		return
 	}
@@ -242,7 +307,8 @@ func (p *peerConn) dial(ch chan struct{}) {
 	if p.down {
 		p.t.log.Info("member reachable again", "peer", p.addr)
 	}
-	p.down, p.backoff, p.lastErr = false, 0, nil
+	p.down, p.suspect, p.backoff, p.lastErr = false, false, 0, nil
+	p.dialTook = time.Since(p.dialStart)
 	p.cur = cc
 }
 
@@ -364,8 +430,8 @@ func (cc *clientConn) protocolError(err error) {
 func (cc *clientConn) close(err error) {
 	cc.once.Do(func() {
 		if !errors.Is(err, ErrClosed) {
-			// Before anyone can see the connection dead, so that no call
-			// finds it dead without the member presumed down.
+			// Before anyone can see the connection dead, so that a call
+			// that finds it dead finds the member suspect.
 			cc.p.lost(cc, err)
 		}
 		cc.deadErr = err
@@ -378,10 +444,10 @@ func (cc *clientConn) close(err error) {
 	})
 }
 
-// lost presumes the member down once its connection broke (it closed, was
-// reset after a restart, or timed out): calls fail fast with
-// ErrUnreachable instead of each waiting for a redial, and the next call
-// starts one in the background.
+// lost forgets a connection that broke (the member closed it, was reset
+// after a restart, or timed out). The member is now suspect: the next call
+// dials afresh but waits at most RedialWait for it, so a restarted member
+// is reached at once and a gone one costs calls little.
 func (p *peerConn) lost(cc *clientConn, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -389,7 +455,5 @@ func (p *peerConn) lost(cc *clientConn, err error) {
 		return
 	}
 	p.cur = nil
-	p.down, p.lastErr = true, err
-	p.backoff = p.t.cfg.MinBackoff
-	p.retryAt = time.Now()
+	p.suspect, p.lastErr = true, err
 }

@@ -342,87 +342,6 @@ func TestManyRequestsSomeTimingOut(t *testing.T) {
 	}
 }
 
-func TestRestartedMemberIsReachableAgain(t *testing.T) {
-	ca := transporttest.NewCA(t)
-	tlsB := ca.MemberTLS(t, "127.0.0.1")
-	a := startMember(t, ca, nil)
-	b := startMember(t, ca, func(c *QUICConfig) { c.TLS = tlsB })
-	addr := b.Addr()
-	ctx := ctxTimeout(t, 10*time.Second)
-	if _, err := a.Call(ctx, addr, &Request{Op: OpSet, Key: []byte("k"), Value: []byte("v"), TTL: time.Minute}); err != nil {
-		t.Fatal(err)
-	}
-	b.Close()
-	b2 := startMember(t, ca, func(c *QUICConfig) { c.Addr, c.TLS = addr, tlsB })
-	start := time.Now()
-	calls := 0
-	for {
-		calls++
-		r, err := a.Call(ctxTimeout(t, time.Second), addr, &Request{Op: OpGet, Key: []byte("k")})
-		if err == nil {
-			if r.Status != StatusNotFound {
-				t.Fatalf("restarted member answered %+v, want not found", r)
-			}
-			break
-		}
-		if time.Since(start) > 2*time.Second {
-			t.Fatalf("restarted member still unreachable after %v: %v", time.Since(start), err)
-		}
-	}
-	t.Logf("reachable again after %v, %d calls", time.Since(start), calls)
-	if time.Since(start) > 500*time.Millisecond {
-		t.Errorf("took %v to reach the restarted member", time.Since(start))
-	}
-	_ = b2
-}
-
-// TestCrashedMemberIsResetStatelessly: a member that vanishes without
-// closing its connections and comes back on the same address resets them
-// (same stateless reset key), so callers notice at once rather than after
-// the idle timeout.
-func TestCrashedMemberIsResetStatelessly(t *testing.T) {
-	ca := transporttest.NewCA(t)
-	tlsB := ca.MemberTLS(t, "127.0.0.1")
-	a := startMember(t, ca, nil)
-	b := startMember(t, ca, func(c *QUICConfig) { c.TLS = tlsB })
-	addr := b.Addr()
-	if _, err := a.Call(ctxTimeout(t, 5*time.Second), addr, &Request{Op: OpPing}); err != nil {
-		t.Fatal(err)
-	}
-	old := liveConn(t, a, addr)
-	b.tr.Close() // drops every connection without a CONNECTION_CLOSE
-	b.udp.Close()
-	b.Close()
-	if old.isDead.Load() {
-		t.Fatal("connection noticed a crash that sent nothing")
-	}
-	startMember(t, ca, func(c *QUICConfig) { c.Addr, c.TLS = addr, tlsB })
-	start := time.Now()
-	// The first call goes out on the old connection; the new incarnation
-	// answers with a stateless reset, which fails the call well before
-	// its deadline and the idle timeout.
-	_, err := a.Call(ctxTimeout(t, 3*time.Second), addr, &Request{Op: OpPing})
-	if !errors.Is(err, ErrUnreachable) {
-		t.Fatalf("call on the reset connection: %v, want ErrUnreachable", err)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Fatalf("reset noticed after %v", d)
-	}
-	// Calls right after the reset fail fast while a redial runs in the
-	// background; then the new incarnation answers.
-	for {
-		_, err := a.Call(ctxTimeout(t, 3*time.Second), addr, &Request{Op: OpPing})
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, ErrUnreachable) || time.Since(start) > time.Second {
-			t.Fatalf("call after the reset: %v after %v", err, time.Since(start))
-		}
-		time.Sleep(time.Millisecond) // poll interval while the redial runs
-	}
-	t.Logf("restarted member reached after %v", time.Since(start))
-}
-
 func TestDeadAddressFailsFast(t *testing.T) {
 	ca := transporttest.NewCA(t)
 	a := startMember(t, ca, func(c *QUICConfig) { c.DialTimeout = 100 * time.Millisecond; c.MinBackoff = time.Hour })
@@ -688,30 +607,4 @@ func TestFlowControlBackpressure(t *testing.T) {
 		t.Error(err)
 	}
 	t.Logf("%d frames waited for flow control", slowWrites.Load()-slow)
-}
-
-// TestClosedMemberFailsFast: once a member closes (its CONNECTION_CLOSE
-// reaches us), calls to it fail at once with ErrUnreachable instead of each
-// waiting out its deadline for a redial that cannot succeed.
-func TestClosedMemberFailsFast(t *testing.T) {
-	ca := transporttest.NewCA(t)
-	a := startMember(t, ca, nil)
-	b := startMember(t, ca, nil)
-	addr := b.Addr()
-	if _, err := a.Call(ctxTimeout(t, 5*time.Second), addr, &Request{Op: OpPing}); err != nil {
-		t.Fatal(err)
-	}
-	conn := liveConn(t, a, addr)
-	b.Close()
-	<-conn.dead // the close reached us
-	for i := range 5 {
-		start := time.Now()
-		_, err := a.Call(ctxTimeout(t, 2*time.Second), addr, &Request{Op: OpGet, Key: []byte("k")})
-		if !errors.Is(err, ErrUnreachable) {
-			t.Fatalf("call %d to a closed member: %v", i, err)
-		}
-		if d := time.Since(start); d > 100*time.Millisecond {
-			t.Fatalf("call %d to a closed member took %v", i, d)
-		}
-	}
 }
