@@ -1,6 +1,9 @@
 // The in-memory transport: members of one Network call each other's
 // handlers directly, with copies of every byte slice so no memory is shared
-// the way it could not be over a wire. For unit tests and simulations.
+// the way it could not be over a wire. For unit tests and simulations. It
+// answers as QUIC does (the conformance tests hold both to one table): the
+// same limits, a handler's panic or bad answer turned into StatusError, and
+// a call that returns at its deadline whatever its handler does.
 
 package transport
 
@@ -37,6 +40,7 @@ type Network struct {
 type memMember struct {
 	h     Handler
 	fault Fault
+	ctx   context.Context // handlers' context, canceled when the member closes
 }
 
 // NewNetwork returns an empty in-memory network.
@@ -69,13 +73,17 @@ func (n *Network) Listen(member string, h Handler) (Transport, error) {
 	if _, ok := n.members[member]; ok {
 		return nil, fmt.Errorf("transport: %s is already listening on this network", member)
 	}
-	n.members[member] = &memMember{h: h}
-	return &memTransport{net: n, self: member, closed: make(chan struct{})}, nil
+	t := &memTransport{net: n, self: member, closed: make(chan struct{})}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	n.members[member] = &memMember{h: h, ctx: t.ctx}
+	return t, nil
 }
 
 type memTransport struct {
 	net    *Network
 	self   string
+	ctx    context.Context // canceled by Close: ends this member's handlers
+	cancel context.CancelFunc
 	once   sync.Once
 	closed chan struct{}
 }
@@ -95,9 +103,10 @@ func (t *memTransport) Call(ctx context.Context, member string, req *Request) (*
 	t.net.mu.RLock()
 	m := t.net.members[member]
 	var h Handler
+	var hctx context.Context
 	fault := Refusing
 	if m != nil {
-		h, fault = m.h, m.fault
+		h, fault, hctx = m.h, m.fault, m.ctx
 	}
 	latency := t.net.latency
 	t.net.mu.RUnlock()
@@ -125,7 +134,24 @@ func (t *memTransport) Call(ctx context.Context, member string, req *Request) (*
 			return nil, ErrClosed
 		}
 	}
-	resp := h.ServeMember(ctx, cloneRequest(req))
+	// The handler runs on its own goroutine under the caller's deadline
+	// (not its cancellation, which a wire does not carry), so the call
+	// returns at its deadline however long the handler takes.
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithDeadline(hctx, d)
+		defer cancel()
+	}
+	done := make(chan *Response, 1)
+	go func() { done <- serveGuarded(hctx, h, cloneRequest(req), nil) }()
+	var resp *Response
+	select {
+	case resp = <-done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-t.closed:
+		return nil, ErrClosed
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err // a late reply is discarded, as over a wire
 	}
@@ -137,6 +163,7 @@ func (t *memTransport) Call(ctx context.Context, member string, req *Request) (*
 func (t *memTransport) Close() error {
 	t.once.Do(func() {
 		close(t.closed)
+		t.cancel()
 		t.net.mu.Lock()
 		delete(t.net.members, t.self)
 		t.net.mu.Unlock()
@@ -155,8 +182,9 @@ func cloneRequest(req *Request) *Request {
 	return out
 }
 
+// clone copies b; empty is nil, as a wire delivers it.
 func clone(b []byte) []byte {
-	if b == nil {
+	if len(b) == 0 {
 		return nil
 	}
 	return append(make([]byte, 0, len(b)), b...)

@@ -180,40 +180,26 @@ func (s *serverStream) serve(f *requestFrame, derr error) {
 	putBuf(bp)
 }
 
-// handle runs the handler under the caller's deadline, and turns what it
-// returns into something the wire can carry. It returns nil, skipping the
-// work or the answer, once the deadline has passed: the caller gave up,
-// its reply would be discarded.
-func (t *QUIC) handle(f *requestFrame) (resp *Response) {
+// handle runs the handler under the caller's deadline, guarded and
+// checked (serve.go). It returns nil, skipping the work or the answer,
+// once the deadline has passed: the caller gave up, its reply would be
+// discarded.
+func (t *QUIC) handle(f *requestFrame) *Response {
 	ctx := t.ctx
 	if f.deadline > 0 {
 		if time.Now().After(f.expires) {
-			return nil // waited for a free slot past the deadline
+			return nil // waited to be served past the deadline
 		}
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, f.expires)
 		defer cancel()
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			t.panicLog.log(t.log, slog.LevelError, "handler panicked", "op", f.req.Op, "panic", r)
-			t.metrics.panicked()
-			resp = &Response{Status: StatusError, Message: "handler panicked"}
-		}
-	}()
-	resp = t.h.ServeMember(ctx, &f.req)
+	resp := serveGuarded(ctx, t.h, &f.req, func(r any) {
+		t.panicLog.log(t.log, slog.LevelError, "handler panicked", "op", f.req.Op, "panic", r)
+		t.metrics.panicked()
+	})
 	if f.deadline > 0 && time.Now().After(f.expires) {
 		return nil
-	}
-	switch {
-	case resp == nil:
-		return &Response{Status: StatusError, Message: "handler returned no response"}
-	case len(resp.Value) > MaxValueSize:
-		return &Response{Status: StatusError, Message: fmt.Sprintf("value of %d bytes, limit %d", len(resp.Value), MaxValueSize)}
-	case resp.TTL < 0 || resp.TTL > MaxTTL:
-		r := *resp
-		r.TTL = min(max(r.TTL, 0), MaxTTL)
-		return &r
 	}
 	return resp
 }

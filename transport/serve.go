@@ -1,0 +1,46 @@
+// What both implementations do around a Handler: a panic guard, and the
+// checks that turn what a handler returns into an answer the wire can
+// carry, so the in-memory network and QUIC answer alike.
+
+package transport
+
+import (
+	"context"
+	"fmt"
+)
+
+// serveGuarded runs h on req and checks its answer. A panicking handler
+// answers StatusError; panicked, if not nil, is told what it panicked
+// with.
+func serveGuarded(ctx context.Context, h Handler, req *Request, panicked func(any)) (resp *Response) {
+	defer func() {
+		if r := recover(); r != nil {
+			if panicked != nil {
+				panicked(r)
+			}
+			resp = &Response{Status: StatusError, Message: "transport: handler panicked"}
+		}
+	}()
+	return checkResponse(h.ServeMember(ctx, req))
+}
+
+// checkResponse turns a handler's answer into one the wire can carry: no
+// answer, an unknown status or a value over MaxValueSize become
+// StatusError naming the cause; a TTL outside 0..MaxTTL is clamped and a
+// message over MaxMessageSize cut.
+func checkResponse(resp *Response) *Response {
+	switch {
+	case resp == nil:
+		return &Response{Status: StatusError, Message: "transport: handler returned no response"}
+	case resp.Status > StatusError:
+		return &Response{Status: StatusError, Message: fmt.Sprintf("transport: handler returned unknown status %d", uint8(resp.Status))}
+	case len(resp.Value) > MaxValueSize:
+		return &Response{Status: StatusError, Message: fmt.Sprintf("transport: handler returned a value of %d bytes, limit %d", len(resp.Value), MaxValueSize)}
+	case resp.TTL < 0 || resp.TTL > MaxTTL || len(resp.Message) > MaxMessageSize:
+		r := *resp
+		r.TTL = min(max(r.TTL, 0), MaxTTL)
+		r.Message = truncMessage(r.Message)
+		return &r
+	}
+	return resp
+}
