@@ -77,14 +77,21 @@ func (c *inConn) begin(n int) {
 	c.mu.Unlock()
 }
 
-// end counts the answer to a request that held n bytes as given to QUIC,
-// or dropped (queued false); or as queued (queued true), to be counted
-// again by drained.
-func (c *inConn) end(n int, queued bool) {
+// room reports whether admit would not wait.
+func (c *inConn) room() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.outstanding < c.maxRequests && c.held < c.maxHeld
+}
+
+// end counts the answers to k requests that held n bytes as given to
+// QUIC, or dropped (queued false); or as queued (queued true), to be
+// counted again by drained.
+func (c *inConn) end(n, k int, queued bool) {
 	c.mu.Lock()
 	c.held -= n
 	if !queued {
-		c.outstanding--
+		c.outstanding -= k
 	}
 	c.wakeLocked()
 	c.mu.Unlock()
@@ -98,12 +105,12 @@ func (c *inConn) queue(n int) {
 	c.t.queuedAdd(n)
 }
 
-// drained counts a queued answer of n bytes taken by QUIC, or dropped
-// because the stream broke: its request is answered.
-func (c *inConn) drained(n int) {
+// drained counts queued answers of n bytes to k requests taken by QUIC,
+// or dropped because the stream broke: their requests are answered.
+func (c *inConn) drained(n, k int) {
 	c.mu.Lock()
 	c.held -= n
-	c.outstanding--
+	c.outstanding -= k
 	c.wakeLocked()
 	c.mu.Unlock()
 	c.t.queuedAdd(-n)

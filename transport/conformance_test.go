@@ -347,3 +347,38 @@ func TestServeSideLimits(t *testing.T) {
 		t.Fatalf("handler saw %d requests that break a limit", n)
 	}
 }
+
+// TestStuckHandlerHoldsUpNoOther: QUIC serves a stream's requests inline,
+// on the goroutine that reads it; a handler that does not return hands the
+// reading to another goroutine, so the requests behind it are answered.
+func TestStuckHandlerHoldsUpNoOther(t *testing.T) {
+	ca := transporttest.NewCA(t)
+	a, b := startMember(t, ca, nil), startMember(t, ca, nil)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	b.store.setBlock(func(ctx context.Context, req *Request) {
+		if string(req.Key) == "stuck" {
+			entered <- struct{}{}
+			<-release
+		}
+	})
+	if _, err := a.Call(ctxTimeout(t, 5*time.Second), b.Addr(), &Request{Op: OpPing}); err != nil {
+		t.Fatal(err)
+	}
+	stuck := make(chan error, 1)
+	go func() {
+		_, err := a.Call(ctxTimeout(t, 10*time.Second), b.Addr(), &Request{Op: OpGet, Key: []byte("stuck")})
+		stuck <- err
+	}()
+	<-entered
+	for i := range 20 {
+		r, err := a.Call(ctxTimeout(t, 2*time.Second), b.Addr(), &Request{Op: OpGet, Key: []byte("other")})
+		if err != nil || r.Status != StatusNotFound {
+			t.Fatalf("call %d behind a stuck handler: %v %+v", i, err, r)
+		}
+	}
+	close(release)
+	if err := <-stuck; err != nil {
+		t.Fatalf("the stuck call, released: %v", err)
+	}
+}

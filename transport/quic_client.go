@@ -116,7 +116,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *Request) (*Response, e
 	}
 	bp := getBuf(requestSize(req))
 	*bp = appendRequest(*bp, id, dl, req)
-	_, err := cc.w.write(*bp)
+	_, err := cc.w.write(*bp, 1)
 	putBuf(bp)
 	if err != nil {
 		return nil, cc.abandon(id, c, cc.unreachable())

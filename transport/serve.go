@@ -7,6 +7,8 @@ package transport
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 )
 
 // serveGuarded runs h on req and checks its answer. A panicking handler
@@ -43,4 +45,55 @@ func checkResponse(resp *Response) *Response {
 		return &r
 	}
 	return resp
+}
+
+// deadlineCtx is a handler's context on the serving side: the transport's
+// context (canceled when it closes) with the caller's deadline. Unlike
+// context.WithDeadline it starts no timer unless the handler asks for Done:
+// a store operation that only checks Err costs no timer per request.
+type deadlineCtx struct {
+	parent   context.Context
+	deadline time.Time
+
+	mu     sync.Mutex
+	ctx    context.Context // made on the first Done
+	cancel context.CancelFunc
+}
+
+func (c *deadlineCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func (c *deadlineCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx == nil {
+		c.ctx, c.cancel = context.WithDeadline(c.parent, c.deadline)
+	}
+	return c.ctx.Done()
+}
+
+func (c *deadlineCtx) Err() error {
+	c.mu.Lock()
+	ctx := c.ctx
+	c.mu.Unlock()
+	if ctx != nil {
+		return ctx.Err()
+	}
+	if err := c.parent.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(c.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+func (c *deadlineCtx) Value(key any) any { return c.parent.Value(key) }
+
+// release stops the timer Done started, if any.
+func (c *deadlineCtx) release() {
+	c.mu.Lock()
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.mu.Unlock()
 }

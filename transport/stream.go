@@ -39,20 +39,27 @@ type frameWriter struct {
 
 	// Serving side only; zero on the calling side, whose queue its own
 	// callers bound (each waits for its answer).
-	stall   time.Duration // a queued frame not taken within this long fails the stream
-	queued  func(n int)   // a frame of n bytes was queued
-	drained func(n int)   // a queued frame of n bytes was written, or dropped
+	stall   time.Duration  // a queued write not taken within this long fails the stream
+	queued  func(n int)    // a write of n bytes was queued
+	drained func(n, k int) // a queued write of n bytes and k frames was written, or dropped
 
 	mu      sync.Mutex
 	err     error
-	queue   [][]byte
+	queue   []pending
 	writing bool
 }
 
-// write sends frame. It never blocks on the network and never retains
-// frame after it returns. queued reports that the frame waits in the
-// queue (drained will be called for it) rather than in QUIC's buffer.
-func (w *frameWriter) write(frame []byte) (queued bool, err error) {
+// pending is a queued write: whole frames, k of them.
+type pending struct {
+	b []byte
+	k int
+}
+
+// write sends frames, k whole frames back to back. It never blocks on the
+// network and never retains frames after it returns. queued reports that
+// they wait in the queue (drained will be called for them) rather than in
+// QUIC's buffer.
+func (w *frameWriter) write(frames []byte, k int) (queued bool, err error) {
 	w.mu.Lock()
 	if w.err != nil {
 		err := w.err
@@ -60,7 +67,7 @@ func (w *frameWriter) write(frame []byte) (queued bool, err error) {
 		return false, err
 	}
 	if !w.writing {
-		err := w.str.TryWriteAll(frame)
+		err := w.str.TryWriteAll(frames)
 		if err == nil {
 			w.mu.Unlock()
 			return false, nil
@@ -82,9 +89,9 @@ func (w *frameWriter) write(frame []byte) (queued bool, err error) {
 			return false, ErrClosed
 		}
 	}
-	w.queue = append(w.queue, append([]byte(nil), frame...))
+	w.queue = append(w.queue, pending{append([]byte(nil), frames...), k})
 	if w.queued != nil {
-		w.queued(len(frame))
+		w.queued(len(frames))
 	}
 	w.mu.Unlock()
 	return true, nil
@@ -106,7 +113,7 @@ func (w *frameWriter) drain() {
 			if w.stall > 0 {
 				w.str.SetWriteDeadline(time.Now().Add(w.stall))
 			}
-			_, err := w.str.Write(f)
+			_, err := w.str.Write(f.b)
 			if err != nil {
 				w.mu.Lock()
 				w.err = err
@@ -116,19 +123,19 @@ func (w *frameWriter) drain() {
 				break
 			}
 			if w.drained != nil {
-				w.drained(len(f))
+				w.drained(len(f.b), f.k)
 			}
 		}
 	}
 }
 
 // dropped accounts for queued frames that will never be written.
-func (w *frameWriter) dropped(q [][]byte) {
+func (w *frameWriter) dropped(q []pending) {
 	if w.drained == nil {
 		return
 	}
 	for _, f := range q {
-		w.drained(len(f))
+		w.drained(len(f.b), f.k)
 	}
 }
 

@@ -67,6 +67,7 @@ type result struct {
 	p50, p99 time.Duration
 	rate     float64 // lookups per second at -conc
 	cpu      float64 // CPU microseconds per lookup at -conc, client and server
+	cpu1     float64 // CPU microseconds per lookup at concurrency 1, client and server
 }
 
 func main() {
@@ -122,13 +123,13 @@ func main() {
 			if err != nil {
 				log.Fatalf("%s: %v", p.name, err)
 			}
-			fmt.Printf("run %d %-9s p50 %7.1fus  p99 %7.1fus  %8.0f lookups/s at %d  %5.1f CPU-us/lookup\n",
-				run+1, p.name, us(r.p50), us(r.p99), r.rate, *flagConc, r.cpu)
+			fmt.Printf("run %d %-9s p50 %7.1fus  p99 %7.1fus  %8.0f lookups/s at %d  %5.1f CPU-us/lookup  %5.1f CPU-us/lookup at 1\n",
+				run+1, p.name, us(r.p50), us(r.p99), r.rate, *flagConc, r.cpu, r.cpu1)
 			results[p.name] = append(results[p.name], r)
 		}
 	}
 	med := map[string]result{}
-	fmt.Printf("\nmedians of %d runs\n%-9s %9s %9s %12s %15s\n", *flagRuns, "path", "p50(us)", "p99(us)", "lookups/s", "CPU-us/lookup")
+	fmt.Printf("\nmedians of %d runs (CPU: this process and memcached, both ends of each lookup)\n%-9s %9s %9s %12s %15s %15s\n", *flagRuns, "path", "p50(us)", "p99(us)", "lookups/s", "CPU-us/lookup", "CPU-us at 1")
 	for _, p := range paths {
 		rs := results[p.name]
 		if len(rs) == 0 {
@@ -139,9 +140,10 @@ func main() {
 			p99:  median(rs, func(r result) float64 { return float64(r.p99) }, func(f float64) time.Duration { return time.Duration(f) }),
 			rate: median(rs, func(r result) float64 { return r.rate }, func(f float64) float64 { return f }),
 			cpu:  median(rs, func(r result) float64 { return r.cpu }, func(f float64) float64 { return f }),
+			cpu1: median(rs, func(r result) float64 { return r.cpu1 }, func(f float64) float64 { return f }),
 		}
 		med[p.name] = m
-		fmt.Printf("%-9s %9.1f %9.1f %12.0f %15.1f\n", p.name, us(m.p50), us(m.p99), m.rate, m.cpu)
+		fmt.Printf("%-9s %9.1f %9.1f %12.0f %15.1f %15.1f\n", p.name, us(m.p50), us(m.p99), m.rate, m.cpu, m.cpu1)
 	}
 	q, tcp, mc := med["quic"], med["tcp"], med["memcached"]
 	fmt.Println()
@@ -206,6 +208,7 @@ func measure(g getter, keys [][]byte, vlen int, extraCPU func() time.Duration) (
 		}
 	}
 	lat := make([]time.Duration, *flagSamples)
+	cpu1, extra1 := selfCPU(), extraCPU()
 	for i := range lat {
 		start := time.Now()
 		n, err := g.get(0, keys[i%len(keys)])
@@ -214,6 +217,7 @@ func measure(g getter, keys [][]byte, vlen int, extraCPU func() time.Duration) (
 			return r, fmt.Errorf("get: %d bytes, %v", n, err)
 		}
 	}
+	r.cpu1 = us(selfCPU()-cpu1+extraCPU()-extra1) / float64(len(lat))
 	slices.Sort(lat)
 	r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
 
