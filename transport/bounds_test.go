@@ -135,7 +135,9 @@ func TestRefusalsAreLoggedSampled(t *testing.T) {
 	// times out is not refused, and would not be counted.
 	m := startMember(t, ca, func(c *QUICConfig) { c.Metrics = metrics; c.DialTimeout = 20 * time.Second })
 	const interval = time.Second
+	m.refusedLog.mu.Lock()
 	m.refusedLog.interval = interval
+	m.refusedLog.mu.Unlock()
 	start := time.Now()
 	foreign := foreignTLS(t, ca)
 	foreign.NextProtos, foreign.ServerName = []string{ALPN}, "127.0.0.1"
