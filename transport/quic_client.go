@@ -1,7 +1,6 @@
 // The calling side of the QUIC transport: one connection and stream per
 // member called, dialled on first use and redialled with backoff, a
-// pending-call table keyed by request ID, and Call itself. Callers read
-// the stream themselves, one at a time (see clientConn.wait).
+// pending-call table keyed by request ID, and Call itself.
 
 package transport
 
@@ -43,14 +42,13 @@ type clientConn struct {
 	p    *peerConn
 	conn *quic.Conn
 	str  *quic.Stream
-	rd   frameReader // the reading caller's
+	br   *bufio.Reader
 	w    frameWriter
 
 	nextID atomic.Uint64
 
 	mu      sync.Mutex
 	pending map[uint64]*call
-	reading bool // a caller is reading the stream (or has been told to)
 
 	dead    chan struct{} // closed when the connection broke
 	isDead  atomic.Bool
@@ -59,15 +57,10 @@ type clientConn struct {
 }
 
 // call is one request waiting for its response. Calls are pooled: ch is
-// empty whenever a call is in the pool. Values are sent on ch with the
-// connection's mu held.
+// empty whenever a call is in the pool.
 type call struct {
-	ch chan *Response // its response, or becomeReader
+	ch chan *Response
 }
-
-// becomeReader, sent on a waiting call's channel, makes that caller the
-// one reading the stream.
-var becomeReader = new(Response)
 
 var callPool = sync.Pool{New: func() any { return &call{ch: make(chan *Response, 1)} }}
 
@@ -108,6 +101,7 @@ func (t *QUIC) call(ctx context.Context, member string, req *Request) (*Response
 
 // roundTrip sends req on cc and waits for its response.
 func (cc *clientConn) roundTrip(ctx context.Context, req *Request) (*Response, error) {
+	t := cc.p.t
 	c := callPool.Get().(*call)
 	id := cc.nextID.Add(1)
 	var dl uint32
@@ -127,31 +121,9 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *Request) (*Response, e
 	if err != nil {
 		return nil, cc.abandon(id, c, cc.unreachable())
 	}
-	return cc.wait(ctx, id, c)
-}
 
-// wait waits for the response to call id.
-//
-// Callers read the stream themselves, leader/follower style: one of the
-// waiting callers at a time reads responses, hands each to its caller,
-// and returns when its own arrives, passing the reading on to another
-// waiting caller if there is one. With one call in flight its caller
-// reads its own response: the wake-up the network causes is the only
-// hand-off, with no reading goroutine in between.
-func (cc *clientConn) wait(ctx context.Context, id uint64, c *call) (*Response, error) {
-	t := cc.p.t
-	cc.mu.Lock()
-	if !cc.reading {
-		cc.reading = true
-		cc.mu.Unlock()
-		return cc.read(ctx, id, c)
-	}
-	cc.mu.Unlock()
 	select {
 	case resp := <-c.ch:
-		if resp == becomeReader {
-			return cc.read(ctx, id, c)
-		}
 		callPool.Put(c)
 		return resp, nil
 	case <-ctx.Done():
@@ -161,76 +133,6 @@ func (cc *clientConn) wait(ctx context.Context, id uint64, c *call) (*Response, 
 	case <-t.done:
 		return nil, cc.abandon(id, c, ErrClosed)
 	}
-}
-
-// read reads the stream, as the caller whose turn it is, until the
-// response to call id arrives, ctx ends or the connection breaks.
-func (cc *clientConn) read(ctx context.Context, id uint64, c *call) (*Response, error) {
-	// The context's end, deadline or cancellation, wakes the read. (A
-	// read deadline would cost a timer in quic-go per wait.) If it comes
-	// after another caller took over, that one's read wakes needlessly,
-	// and reads on.
-	deadline, _ := ctx.Deadline()
-	cc.str.SetReadDeadline(time.Time{})
-	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, func() { cc.str.SetReadDeadline(time.Now()) })
-		defer stop()
-	}
-	for {
-		body, err := cc.rd.next()
-		if err != nil {
-			if isTimeout(err) && !cc.isDead.Load() {
-				if err := ctx.Err(); err != nil {
-					return nil, cc.abandonReading(id, c, err)
-				}
-				if !deadline.IsZero() && !time.Now().Before(deadline) {
-					return nil, cc.abandonReading(id, c, context.DeadlineExceeded)
-				}
-				cc.str.SetReadDeadline(time.Time{}) // another caller's cancellation
-				continue
-			}
-			if errors.Is(err, errFrameSize) {
-				cc.protocolError(err)
-			}
-			cc.close(err)
-			return nil, cc.abandonReading(id, c, cc.unreachable())
-		}
-		f, err := decodeResponse(body)
-		if err != nil {
-			cc.protocolError(err)
-			cc.close(err)
-			return nil, cc.abandonReading(id, c, cc.unreachable())
-		}
-		resp := new(Response)
-		*resp = f.resp
-		cc.mu.Lock()
-		if f.id == id {
-			delete(cc.pending, id)
-			cc.passReadingLocked()
-			cc.mu.Unlock()
-			callPool.Put(c)
-			return resp, nil
-		}
-		other := cc.pending[f.id]
-		delete(cc.pending, f.id)
-		if other != nil {
-			other.ch <- resp
-		}
-		cc.mu.Unlock()
-		if other == nil {
-			cc.p.t.metrics.late()
-		}
-	}
-}
-
-// passReadingLocked hands the reading to a waiting call, or leaves the
-// stream unread until the next call. cc.mu is held.
-func (cc *clientConn) passReadingLocked() {
-	for _, next := range cc.pending {
-		next.ch <- becomeReader
-		return
-	}
-	cc.reading = false
 }
 
 // stale reports whether cc died because the member closed it in order
@@ -252,29 +154,17 @@ func (cc *clientConn) stale() bool {
 }
 
 // abandon forgets call id, so a late reply is discarded, and returns err.
-// If the call had just been told to read, another call reads instead.
 func (cc *clientConn) abandon(id uint64, c *call, err error) error {
-	return cc.forget(id, c, err, false)
-}
-
-// abandonReading is abandon for the call that is reading: another call
-// reads on.
-func (cc *clientConn) abandonReading(id uint64, c *call, err error) error {
-	return cc.forget(id, c, err, true)
-}
-
-func (cc *clientConn) forget(id uint64, c *call, err error, reading bool) error {
 	cc.mu.Lock()
+	_, mine := cc.pending[id]
 	delete(cc.pending, id)
-	select {
-	case v := <-c.ch: // sent with mu held, so nothing more comes
-		reading = reading || v == becomeReader
-	default:
-	}
-	if reading {
-		cc.passReadingLocked()
-	}
 	cc.mu.Unlock()
+	if !mine {
+		// The reader took the call and is about to hand it its response
+		// (a non-blocking send on a buffered channel): drain it so the
+		// call goes back to the pool empty.
+		<-c.ch
+	}
 	callPool.Put(c)
 	return err
 }
@@ -472,11 +362,12 @@ func (t *QUIC) dial(p *peerConn) (*clientConn, error) {
 		p:       p,
 		conn:    conn,
 		str:     str,
-		rd:      frameReader{br: bufio.NewReaderSize(str, 16<<10)},
+		br:      bufio.NewReaderSize(str, 16<<10),
 		pending: make(map[uint64]*call),
 		dead:    make(chan struct{}),
 	}
-	body, err := cc.rd.next()
+	var hdr [frameLenSize]byte
+	body, err := readFrame(cc.br, &hdr)
 	if err != nil {
 		return fail(err)
 	}
@@ -489,11 +380,44 @@ func (t *QUIC) dial(p *peerConn) (*clientConn, error) {
 	}
 	str.SetDeadline(time.Time{})
 	cc.w = frameWriter{str: str, spawn: t.go_, fail: func(err error) { cc.close(err) }}
-	// Nobody may be reading when the member closes the connection or it
-	// times out: notice it anyway.
-	context.AfterFunc(conn.Context(), func() { cc.close(context.Cause(conn.Context())) })
+	if !t.go_(cc.readLoop) {
+		return fail(ErrClosed)
+	}
 	t.log.Debug("connected to member", "peer", p.addr)
 	return cc, nil
+}
+
+// readLoop hands each response to the call waiting for it, and discards
+// late ones whose call gave up.
+func (cc *clientConn) readLoop() {
+	var hdr [frameLenSize]byte
+	for {
+		body, err := readFrame(cc.br, &hdr)
+		if err != nil {
+			if errors.Is(err, errFrameSize) {
+				cc.protocolError(err)
+			}
+			cc.close(err)
+			return
+		}
+		f, err := decodeResponse(body)
+		if err != nil {
+			cc.protocolError(err)
+			cc.close(err)
+			return
+		}
+		cc.mu.Lock()
+		c := cc.pending[f.id]
+		delete(cc.pending, f.id)
+		cc.mu.Unlock()
+		if c == nil {
+			cc.p.t.metrics.late()
+			continue
+		}
+		resp := new(Response)
+		*resp = f.resp
+		c.ch <- resp
+	}
 }
 
 func (cc *clientConn) protocolError(err error) {

@@ -6,11 +6,7 @@
 package transport
 
 import (
-	"bufio"
-	"encoding/binary"
 	"errors"
-	"fmt"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -167,51 +163,3 @@ func putBuf(bp *[]byte) {
 // slowWrites counts frames that took the writer goroutine's path; tests
 // read it.
 var slowWrites atomic.Int64
-
-// frameReader reads frames from a stream whose reads may time out: a
-// frame interrupted by a read deadline is resumed by the next call to
-// next, whichever goroutine makes it (the calling side's callers take
-// turns reading).
-type frameReader struct {
-	br   *bufio.Reader
-	hdr  [frameLenSize]byte
-	hn   int    // header bytes read
-	body []byte // the frame being read; nil before its header is complete
-	bn   int    // body bytes read
-}
-
-// next returns the next frame's body, newly allocated (the receiver keeps
-// it). The length prefix is checked against its bounds before anything
-// is allocated.
-func (r *frameReader) next() ([]byte, error) {
-	for r.hn < frameLenSize {
-		n, err := r.br.Read(r.hdr[r.hn:])
-		r.hn += n
-		if err != nil && r.hn < frameLenSize {
-			if err == io.EOF && r.hn > 0 {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
-	}
-	if r.body == nil {
-		n := binary.BigEndian.Uint32(r.hdr[:])
-		if n < idPrefixSize || n > MaxFrameSize {
-			return nil, fmt.Errorf("%w: %d bytes, want %d..%d", errFrameSize, n, idPrefixSize, MaxFrameSize)
-		}
-		r.body = make([]byte, n)
-	}
-	for r.bn < len(r.body) {
-		n, err := r.br.Read(r.body[r.bn:])
-		r.bn += n
-		if err != nil && r.bn < len(r.body) {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
-	}
-	body := r.body
-	r.hn, r.body, r.bn = 0, nil, 0
-	return body, nil
-}

@@ -6,6 +6,8 @@ package transport
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"io"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -204,6 +206,78 @@ func FuzzDecodeResponse(f *testing.F) {
 		fr2, err := decodeResponse(enc[frameLenSize:])
 		if err != nil || !reflect.DeepEqual(fr, fr2) {
 			t.Fatalf("second decode: %v %+v != %+v", err, fr2, fr)
+		}
+	})
+}
+
+// chunkReader returns data in chunks whose sizes come from sched, as a
+// stream delivers it.
+type chunkReader struct {
+	data  []byte
+	sched []byte
+	i     int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	n := 7
+	if len(r.sched) > 0 {
+		n = 1 + int(r.sched[r.i%len(r.sched)])
+		r.i++
+	}
+	n = min(n, len(p), len(r.data))
+	copy(p, r.data[:n])
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// FuzzReadFrame: readFrame on a stream that arrives in arbitrary chunks
+// returns the frames the bytes hold, in order, then an error of the right
+// kind: io.EOF at a frame boundary, io.ErrUnexpectedEOF inside a frame,
+// errFrameSize for a length out of bounds (before allocating it).
+func FuzzReadFrame(f *testing.F) {
+	good := appendRequest(nil, 7, 0, &Request{Op: OpGet, Key: []byte("k")})
+	f.Add(append(bytes.Clone(good), good...), []byte{0, 5, 9})
+	f.Add(good[:len(good)-1], []byte{1})
+	f.Add([]byte{0, 0, 0, 9, 1, 2}, []byte{})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff}, []byte{0})
+	f.Add([]byte{0, 0, 0, 1, 9}, []byte{3})
+	f.Fuzz(func(t *testing.T, data, sched []byte) {
+		r := &chunkReader{data: data, sched: sched}
+		var hdr [frameLenSize]byte
+		off := 0
+		for {
+			body, err := readFrame(r, &hdr)
+			rest := len(data) - off
+			if err != nil {
+				switch {
+				case rest == 0:
+					if err != io.EOF {
+						t.Fatalf("at the end: %v, want EOF", err)
+					}
+				case rest < frameLenSize:
+					if err != io.ErrUnexpectedEOF {
+						t.Fatalf("%d bytes left: %v, want unexpected EOF", rest, err)
+					}
+				default:
+					n := int(binary.BigEndian.Uint32(data[off:]))
+					if n < idPrefixSize || n > MaxFrameSize {
+						if !errors.Is(err, errFrameSize) {
+							t.Fatalf("length %d: %v, want a frame size error", n, err)
+						}
+					} else if rest-frameLenSize < n && err != io.ErrUnexpectedEOF {
+						t.Fatalf("%d of %d body bytes: %v, want unexpected EOF", rest-frameLenSize, n, err)
+					}
+				}
+				return
+			}
+			n := int(binary.BigEndian.Uint32(data[off:]))
+			if len(body) != n || !bytes.Equal(body, data[off+frameLenSize:off+frameLenSize+n]) {
+				t.Fatalf("frame at %d: %d bytes, want %d", off, len(body), n)
+			}
+			off += frameLenSize + n
 		}
 	})
 }
