@@ -296,12 +296,15 @@ func (t *QUIC) handle(f *requestFrame) *Response {
 		defer dc.release()
 		ctx = dc
 	}
-	resp := serveGuarded(ctx, t.h, &f.req, func(r any) {
-		t.panicLog.log(t.log, slog.LevelError, "handler panicked", "op", f.req.Op, "panic", r)
-		t.metrics.panicked()
-	})
+	resp := serveGuarded(ctx, t.h, &f.req, t)
 	if f.deadline > 0 && time.Now().After(f.expires) {
 		return nil
 	}
 	return resp
+}
+
+// handlerPanicked logs (sampled) and counts a handler's panic.
+func (t *QUIC) handlerPanicked(req *Request, r any) {
+	t.panicLog.log(t.log, slog.LevelError, "handler panicked", "op", req.Op, "panic", r)
+	t.metrics.panicked()
 }

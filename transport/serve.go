@@ -11,14 +11,18 @@ import (
 	"time"
 )
 
+// panicReporter is told what a handler panicked with.
+type panicReporter interface {
+	handlerPanicked(req *Request, r any)
+}
+
 // serveGuarded runs h on req and checks its answer. A panicking handler
-// answers StatusError; panicked, if not nil, is told what it panicked
-// with.
-func serveGuarded(ctx context.Context, h Handler, req *Request, panicked func(any)) (resp *Response) {
+// answers StatusError; rep, if not nil, is told what it panicked with.
+func serveGuarded(ctx context.Context, h Handler, req *Request, rep panicReporter) (resp *Response) {
 	defer func() {
 		if r := recover(); r != nil {
-			if panicked != nil {
-				panicked(r)
+			if rep != nil {
+				rep.handlerPanicked(req, r)
 			}
 			resp = &Response{Status: StatusError, Message: "transport: handler panicked"}
 		}
