@@ -20,7 +20,7 @@ func benchPair(b *testing.B) (*member, *member, [][]byte) {
 	val := make([]byte, 1024)
 	for i := range keys {
 		keys[i] = []byte(fmt.Sprintf("session-key-%032d", i))
-		s.store.m[string(keys[i])] = val
+		s.store.put(string(keys[i]), val)
 	}
 	if _, err := a.Call(context.Background(), s.Addr(), &Request{Op: OpPing}); err != nil {
 		b.Fatal(err)

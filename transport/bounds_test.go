@@ -42,7 +42,7 @@ func TestCallerThatNeverReadsIsBoundedAndCutOff(t *testing.T) {
 		c.Metrics = metrics
 	})
 	big := bytes.Repeat([]byte{'v'}, MaxValueSize)
-	m.store.m["big"] = big
+	m.store.put("big", big)
 	good := startMember(t, ca, nil)
 	if _, err := good.Call(ctxTimeout(t, 5*time.Second), m.Addr(), &Request{Op: OpPing}); err != nil {
 		t.Fatal(err)

@@ -33,6 +33,14 @@ type mapStore struct {
 
 func newMapStore() *mapStore { return &mapStore{m: make(map[string][]byte)} }
 
+// put stores v under k as a handler would (the race detector does not see
+// the network's ordering between a test and a member's handler).
+func (s *mapStore) put(k string, v []byte) {
+	s.mu.Lock()
+	s.m[k] = v
+	s.mu.Unlock()
+}
+
 func (s *mapStore) setBlock(f func(ctx context.Context, req *Request)) { s.block.Store(&f) }
 
 func (s *mapStore) ServeMember(ctx context.Context, req *Request) *Response {

@@ -13,11 +13,11 @@ import (
 )
 
 // restartPair starts a caller and a member whose certificate survives a
-// restart, connected to each other.
-func restartPair(t *testing.T) (ca *transporttest.CA, a, b *member, restart func() *member) {
+// restart, connected to each other. The caller's RedialWait is redial.
+func restartPair(t *testing.T, redial time.Duration) (ca *transporttest.CA, a, b *member, restart func() *member) {
 	ca = transporttest.NewCA(t)
 	tlsB := ca.MemberTLS(t, "127.0.0.1")
-	a = startMember(t, ca, nil)
+	a = startMember(t, ca, func(c *QUICConfig) { c.RedialWait = redial })
 	b = startMember(t, ca, func(c *QUICConfig) { c.TLS = tlsB })
 	addr := b.Addr()
 	if _, err := a.Call(ctxTimeout(t, 5*time.Second), addr, &Request{Op: OpPing}); err != nil {
@@ -32,15 +32,16 @@ func restartPair(t *testing.T) (ca *transporttest.CA, a, b *member, restart func
 // TestRestartedMemberAnswersTheNextCall: a member closes (its callers see
 // the close) and comes back at the same address; the first call made
 // afterwards succeeds, on a new connection, without retries by the caller
-// and without a probe in between.
+// and without a probe in between. The redial wait is generous: on a loaded
+// machine a handshake can take longer than the default 50ms.
 func TestRestartedMemberAnswersTheNextCall(t *testing.T) {
-	_, a, b, restart := restartPair(t)
+	_, a, b, restart := restartPair(t, 3*time.Second)
 	addr := b.Addr()
 	old := liveConn(t, a, addr)
 	b.Close()
 	<-old.dead // the close reached the caller
 	b2 := restart()
-	b2.store.m["k"] = []byte("new incarnation")
+	b2.store.put("k", []byte("new incarnation"))
 	start := time.Now()
 	r, err := a.Call(ctxTimeout(t, 5*time.Second), addr, &Request{Op: OpGet, Key: []byte("k")})
 	if err != nil || string(r.Value) != "new incarnation" {
@@ -58,7 +59,7 @@ func TestRestartedMemberAnswersTheNextCall(t *testing.T) {
 // it (same stateless reset key), and the call is retried once on a fresh
 // connection and succeeds, well before the idle timeout.
 func TestCrashedMemberIsResetStatelessly(t *testing.T) {
-	_, a, b, restart := restartPair(t)
+	_, a, b, restart := restartPair(t, time.Second)
 	addr := b.Addr()
 	old := liveConn(t, a, addr)
 	b.tr.Close() // drops every connection without a CONNECTION_CLOSE
@@ -68,7 +69,7 @@ func TestCrashedMemberIsResetStatelessly(t *testing.T) {
 		t.Fatal("connection noticed a crash that sent nothing")
 	}
 	b2 := restart()
-	b2.store.m["k"] = []byte("new incarnation")
+	b2.store.put("k", []byte("new incarnation"))
 	start := time.Now()
 	r, err := a.Call(ctxTimeout(t, 3*time.Second), addr, &Request{Op: OpGet, Key: []byte("k")})
 	if err != nil || string(r.Value) != "new incarnation" {
@@ -88,10 +89,10 @@ func TestCrashedMemberIsResetStatelessly(t *testing.T) {
 
 // TestClosedMemberFailsFast: once a member closes (its CONNECTION_CLOSE
 // reaches us), calls to it fail with ErrUnreachable within the redial
-// wait, not at their deadline, and the member is reached again soon after
+// wait (plus slack for a loaded machine), not at their 10s deadline, and the member is reached again soon after
 // it comes back, by calls alone.
 func TestClosedMemberFailsFast(t *testing.T) {
-	_, a, b, restart := restartPair(t)
+	_, a, b, restart := restartPair(t, 0)
 	addr := b.Addr()
 	conn := liveConn(t, a, addr)
 	b.Close()
@@ -104,11 +105,11 @@ func TestClosedMemberFailsFast(t *testing.T) {
 	p.mu.Unlock()
 	for i := range 5 {
 		start := time.Now()
-		_, err := a.Call(ctxTimeout(t, 2*time.Second), addr, &Request{Op: OpGet, Key: []byte("k")})
+		_, err := a.Call(ctxTimeout(t, 10*time.Second), addr, &Request{Op: OpGet, Key: []byte("k")})
 		if !errors.Is(err, ErrUnreachable) {
 			t.Fatalf("call %d to a closed member: %v", i, err)
 		}
-		if d := time.Since(start); d > wait+100*time.Millisecond {
+		if d := time.Since(start); d > wait+2*time.Second {
 			t.Fatalf("call %d to a closed member took %v (redial wait %v)", i, d, wait)
 		}
 	}
