@@ -16,9 +16,9 @@ import (
 // pass it in QUICConfig.Metrics; several transports in one process (a test
 // cluster, the demo) share one Metrics rather than registering twice.
 type Metrics struct {
-	calls     [OpPing + 1][numResults]prometheus.Counter
-	latency   [OpPing + 1]prometheus.Observer
-	servedC   [OpPing + 1][StatusError + 1]prometheus.Counter
+	calls     [lastOp + 1][numResults]prometheus.Counter
+	latency   [lastOp + 1]prometheus.Observer
+	servedC   [lastOp + 1][StatusError + 1]prometheus.Counter
 	dials     [2]prometheus.Counter // ok, error
 	acceptedC prometheus.Counter
 	refusedC  prometheus.Counter
@@ -28,6 +28,10 @@ type Metrics struct {
 	panicC    prometheus.Counter
 	queuedG   prometheus.Gauge
 }
+
+// lastOp is the highest operation of the wire version, the extent of the
+// metrics' per-operation arrays.
+const lastOp = OpSync
 
 // Call results, the "result" label of tlsring_transport_calls_total.
 const (
@@ -103,7 +107,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return nil, err
 		}
 	}
-	for op := OpGet; op <= OpPing; op++ {
+	for op := OpGet; op <= lastOp; op++ {
 		for r := range numResults {
 			m.calls[op][r] = calls.WithLabelValues(op.String(), resultNames[r])
 		}
@@ -118,7 +122,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 }
 
 func (m *Metrics) call(op Op, resp *Response, err error, start time.Time) {
-	if m == nil || op < OpGet || op > OpPing {
+	if m == nil || op < OpGet || op > lastOp {
 		return
 	}
 	r := resOK
@@ -143,7 +147,7 @@ func (m *Metrics) call(op Op, resp *Response, err error, start time.Time) {
 }
 
 func (m *Metrics) served(op Op, s Status) {
-	if m == nil || op < OpGet || op > OpPing || s > StatusError {
+	if m == nil || op < OpGet || op > lastOp || s > StatusError {
 		return
 	}
 	m.servedC[op][s].Inc()

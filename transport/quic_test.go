@@ -556,6 +556,12 @@ func TestMetrics(t *testing.T) {
 	if got := counterValue(metrics.servedC[OpGet][StatusNotFound]); got != 3 {
 		t.Fatalf("served{get,not_found} = %v, want 3", got)
 	}
+	if _, err := a.Call(ctx, b.Addr(), &Request{Op: OpSync, Key: []byte(a.Addr())}); err != nil {
+		t.Fatal(err)
+	}
+	if got := counterValue(metrics.calls[OpSync][resOK]); got != 1 {
+		t.Fatalf("calls{sync,ok} = %v, want 1", got)
+	}
 	if got := counterValue(metrics.dials[0]); got != 1 {
 		t.Fatalf("dials{ok} = %v, want 1", got)
 	}

@@ -319,7 +319,7 @@ func (d *decoder) end() {
 }
 
 // knownOp reports whether op is an operation of wire version 1.
-func knownOp(op Op) bool { return op >= OpGet && op <= OpSync }
+func knownOp(op Op) bool { return op >= OpGet && op <= lastOp }
 
 // decodeRequest decodes a request frame body (without its length prefix).
 // Key, Value and entries alias body. On error, a *wireError says whether
