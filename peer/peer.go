@@ -89,9 +89,14 @@ type Config struct {
 	// down at once). 0 = DefaultDownAfter (3).
 	DownAfter int
 	// Listen starts the transport this member uses, serving h. nil = QUIC
-	// on Self with TLS (transport.ListenQUIC); tests and simulations pass
-	// an in-memory transport.Network's Listen.
+	// on Self with TLS (transport.ListenQUIC, configured by QUIC); tests
+	// and simulations pass an in-memory transport.Network's Listen.
 	Listen func(self string, h transport.Handler) (transport.Transport, error)
+	// QUIC tunes the default QUIC transport (timeouts, bounds, Metrics);
+	// its Addr, TLS, Logger and Authorize are set by the member: Self, TLS,
+	// Logger, and the member-list check with Authorize. Zero = the
+	// transport's documented defaults.
+	QUIC transport.QUICConfig
 	// Registerer receives the member's Prometheus metrics. nil = not
 	// registered (they are still kept, see Peer.Collector).
 	Registerer prometheus.Registerer
@@ -203,16 +208,20 @@ func New(cfg Config) (*Peer, error) {
 	if cfg.TransferTimeout == 0 {
 		cfg.TransferTimeout = DefaultTransferTimeout
 	}
+	var p *Peer // the default transport's Authorize asks it once it exists
 	if cfg.Listen == nil {
 		if cfg.TLS == nil {
 			return nil, errors.New("peer: Config.TLS is nil; members need a certificate and the cluster CA")
 		}
-		tlsConf, logger := cfg.TLS, cfg.Logger
+		qc := cfg.QUIC
+		qc.TLS, qc.Logger = cfg.TLS, cfg.Logger
+		qc.Authorize = func(leaf *x509.Certificate) error { return p.authorize(leaf) }
 		cfg.Listen = func(self string, h transport.Handler) (transport.Transport, error) {
-			return transport.ListenQUIC(transport.QUICConfig{Addr: self, TLS: tlsConf, Logger: logger}, h)
+			qc.Addr = self
+			return transport.ListenQUIC(qc, h)
 		}
 	}
-	p := &Peer{
+	p = &Peer{
 		cfg:     cfg,
 		self:    cfg.Self,
 		log:     cfg.Logger.With("member", cfg.Self),

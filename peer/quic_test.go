@@ -27,6 +27,11 @@ func TestQUICCluster(t *testing.T) {
 		peers[i] = p
 	}
 	ctx := ctxT(t)
+	for _, p := range peers {
+		if err := p.WaitReady(ctx); err != nil { // state transfer done, ring reachable
+			t.Fatal(err)
+		}
+	}
 	for i := 0; i < 60; i++ {
 		if err := peers[i%3].Set(ctx, key(i), []byte(fmt.Sprint("v", i)), time.Minute); err != nil {
 			t.Fatalf("Set %d: %v", i, err)

@@ -31,6 +31,7 @@ const (
 	codeNoError       quic.ApplicationErrorCode = 0 // orderly close
 	codeProtocolError quic.ApplicationErrorCode = 1 // malformed frame
 	codeSlowReader    quic.ApplicationErrorCode = 2 // answers not read within QUICConfig.StallTimeout
+	codeUnauthorized  quic.ApplicationErrorCode = 3 // QUICConfig.Authorize refuses the member now
 )
 
 // QUICConfig configures a QUIC transport. Only Addr and TLS are required;
@@ -49,6 +50,13 @@ type QUICConfig struct {
 	TLS *tls.Config
 	// Logger receives connection events and refusals; nil = slog.Default().
 	Logger *slog.Logger
+	// Authorize, if set, decides whether the member at the other end of a
+	// connection, whose certificate chains to the cluster CA, may talk to
+	// this one at all: it is asked on every handshake, dialling and
+	// accepting, and again for live connections by Reauthorize. An error
+	// refuses the connection (logged, sampled, and counted as a refusal).
+	// nil = every certificate of the cluster CA is a member.
+	Authorize func(leaf *x509.Certificate) error
 
 	// DialTimeout bounds connecting to a member, handshake and first
 	// round trip included; 0 = 1s. Calls wait for a dial at most until
@@ -297,6 +305,9 @@ func (t *QUIC) serverTLS(base *tls.Config) *tls.Config {
 		cc.GetConfigForClient = nil
 		cc.VerifyConnection = func(cs tls.ConnectionState) error {
 			err := verifyClient(cs, roots)
+			if err == nil {
+				err = t.authorize(cs)
+			}
 			if err != nil {
 				t.refusedLog.log(t.log, slog.LevelWarn, "refused member connection", "remote", remote, "reason", err)
 				t.metrics.refused()
@@ -335,7 +346,56 @@ func (t *QUIC) clientTLS(base *tls.Config) *tls.Config {
 	c.NextProtos = []string{ALPN}
 	c.MinVersion = tls.VersionTLS13
 	c.ClientSessionCache = nil
+	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		// crypto/tls has verified the chain and the host name by now.
+		if err := t.authorize(cs); err != nil {
+			t.refusedLog.log(t.log, slog.LevelWarn, "refused to talk to member", "member", cs.ServerName, "reason", err)
+			t.metrics.refused()
+			return err
+		}
+		return nil
+	}
 	return c
+}
+
+// authorize applies QUICConfig.Authorize to the peer's leaf certificate.
+func (t *QUIC) authorize(cs tls.ConnectionState) error {
+	if t.cfg.Authorize == nil || len(cs.PeerCertificates) == 0 {
+		return nil
+	}
+	if err := t.cfg.Authorize(cs.PeerCertificates[0]); err != nil {
+		return fmt.Errorf("tlsring: member not authorized: %w", err)
+	}
+	return nil
+}
+
+// Reauthorize asks QUICConfig.Authorize again about every live connection,
+// incoming and outgoing, and closes those it now refuses: call it when the
+// answers change (a member left the list, a certificate was retired).
+func (t *QUIC) Reauthorize() {
+	if t.cfg.Authorize == nil {
+		return
+	}
+	t.mu.Lock()
+	var conns []*quic.Conn
+	for c := range t.inbound {
+		conns = append(conns, c)
+	}
+	for _, p := range t.peers {
+		p.mu.Lock()
+		if p.cur != nil {
+			conns = append(conns, p.cur.conn)
+		}
+		p.mu.Unlock()
+	}
+	t.mu.Unlock()
+	for _, c := range conns {
+		if err := t.authorize(c.ConnectionState().TLS); err != nil {
+			t.refusedLog.log(t.log, slog.LevelWarn, "closing connection of a member no longer authorized", "remote", c.RemoteAddr().String(), "reason", err)
+			t.metrics.refused()
+			c.CloseWithError(codeUnauthorized, "not authorized")
+		}
+	}
 }
 
 // Close stops serving, closes every connection and waits for the

@@ -333,9 +333,7 @@ func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready f
 		MaxBytes:   cfg.maxBytes,
 		Logger:     log,
 		Registerer: reg,
-		Listen: func(self string, h transport.Handler) (transport.Transport, error) {
-			return transport.ListenQUIC(transport.QUICConfig{Addr: self, TLS: cfg.tls, Logger: log, Metrics: trMetrics}, h)
-		},
+		QUIC:       transport.QUICConfig{Metrics: trMetrics},
 	})
 	if err != nil {
 		return err
