@@ -12,6 +12,9 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -352,5 +355,41 @@ func TestReadyz(t *testing.T) {
 		code, body, err := httpGet("http://" + stranger.admin + "/readyz")
 		return err == nil && code == 503 && strings.Contains(body, "no other member reachable") &&
 			strings.Contains(body, "unreachable "+procs[1].name), fmt.Sprint(code, " ", body, err)
+	})
+}
+
+// TestDenyFileReload retires a member's certificate through -deny-file
+// and SIGHUP: the member that reloads refuses it from then on, although
+// the cluster CA signed it, and says so in /readyz.
+func TestDenyFileReload(t *testing.T) {
+	bin := tlsringBinary(t)
+	dir := t.TempDir()
+	deny := filepath.Join(dir, "deny")
+	if err := os.WriteFile(deny, []byte("# retired member certificates\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	procs := startRing(t, bin, dir, "d", 2, append([]string{"-deny-file", deny}, correctFlags...)...)
+	a, b := procs[0], procs[1]
+	keys := storeSessions(t, procs, "deny", 20)
+	if found := countFound(t, []*peerProc{b, a}, keys); found != len(keys) {
+		t.Fatalf("%d of %d found before the reload", found, len(keys))
+	}
+	pemBytes, err := os.ReadFile(filepath.Join(dir, "d1.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(pemBytes)
+	fp := sha256.Sum256(block.Bytes)
+	if err := os.WriteFile(deny, []byte("# d1, retired\n"+hex.EncodeToString(fp[:])+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "a to refuse b's retired certificate", func() (bool, string) {
+		// Writes through a reach for b's copy, and meet the refusal.
+		storeSessions(t, []*peerProc{a}, "after", 2)
+		code, body, err := httpGet("http://" + a.admin + "/readyz")
+		return err == nil && code == 503 && strings.Contains(body, "deny list"), fmt.Sprint(code, " ", body, err)
 	})
 }
