@@ -38,28 +38,31 @@ const (
 )
 
 // checkBinding compares the session's entry with the connection's SNI and
-// ALPN protocol and the configured label, without allocating.
+// ALPN protocol and the configured label, without allocating. The first
+// well-formed tlsglue entry decides; a malformed one is passed over.
 func checkBinding(extra [][]byte, serverName, alpn, label string) bindingResult {
+entries:
 	for _, e := range extra {
 		rest, ok := bytes.CutPrefix(e, []byte(extraPrefix))
 		if !ok {
 			continue
 		}
+		result := bindingOK
 		for _, want := range [...]string{serverName, alpn, label} {
 			if len(rest) < 2 {
-				return bindingMissing
+				continue entries
 			}
 			n := int(binary.BigEndian.Uint16(rest))
 			rest = rest[2:]
 			if len(rest) < n {
-				return bindingMissing
+				continue entries
 			}
 			if string(rest[:n]) != want {
-				return bindingMismatch
+				result = bindingMismatch
 			}
 			rest = rest[n:]
 		}
-		return bindingOK
+		return result
 	}
 	return bindingMissing
 }
