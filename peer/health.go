@@ -67,6 +67,10 @@ func (h *health) failed(m string, err error) {
 	}
 	if !was {
 		h.down[m] = downInfo{since: time.Now(), err: err}
+	} else {
+		d := h.down[m]
+		d.err = err // readiness shows the latest cause
+		h.down[m] = d
 	}
 	h.mu.Unlock()
 	if !was {
