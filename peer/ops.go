@@ -271,8 +271,17 @@ func (p *Peer) all(ctx context.Context, req *transport.Request) error {
 	defer release()
 	req = &transport.Request{Op: req.Op, Key: bytes.Clone(req.Key), Value: bytes.Clone(req.Value), TTL: req.TTL}
 	errs := make(chan error, up)
-	p.wg.Add(up)
-	for _, m := range targets[:up] {
+	remote := targets[:up]
+	if remote[0] == p.self {
+		// The local copy first, inline: it costs no round trip, and a
+		// member that wrote a key then holds it when Set returns (its own
+		// next read of it is local).
+		errs <- respErr(p.serve(callCtx, req), nil)
+		release()
+		remote = remote[1:]
+	}
+	p.wg.Add(len(remote))
+	for _, m := range remote {
 		go func() {
 			defer p.wg.Done()
 			defer release()
