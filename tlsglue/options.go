@@ -68,6 +68,8 @@ type Options struct {
 	// section 8.1): lookups use Store.Take instead of Store.Get. Since the
 	// handle travels in clear in the ClientHello, anyone who sees it can burn
 	// it by presenting it first; that is inherent to single-use tickets.
+	// Only single-use sessions admit TLS 1.3 early data (0-RTT, under
+	// quic-go), unless ReplayableEarlyData.
 	SingleUse bool
 
 	// ReplayableEarlyData lets sessions that are not single-use admit TLS
