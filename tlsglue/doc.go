@@ -146,7 +146,8 @@
 // every server of the fleet. So tlsglue lets a session admit early data
 // only under [Options.SingleUse]: the lookup is a cluster-wide Take, and of
 // all the handshakes presenting one session at most one gets it. Any other
-// session resumes with its SessionState.EarlyData cleared (quic-go then
+// session (a stateless ticket too: it opens anywhere, any number of times)
+// resumes with its SessionState.EarlyData cleared (quic-go then
 // resends the early data in 1-RTT, or its caller does), unless the
 // operator opts in with [Options.ReplayableEarlyData].
 //

@@ -84,8 +84,9 @@ type Options struct {
 	//
 	// false (the default): a session admits early data only under
 	// SingleUse, where the cluster-wide Take lets at most one handshake
-	// resume it; any other session (including those an UnwrapSession
-	// installed before tlsglue resolves) resumes without early data, which
+	// resume it; any other session (stateless tickets, which open on any
+	// server any number of times, and those an UnwrapSession installed
+	// before tlsglue resolves) resumes without early data, which
 	// quic-go then resends in 1-RTT. Clients still offer early data
 	// (quic-go advertises it in the tickets it issues whenever Allow0RTT
 	// is on); turn Allow0RTT off to stop them trying.
