@@ -51,6 +51,8 @@ type h3Opts struct {
 	// quic returns server i's QUIC config; nil: Allow0RTT, defaults
 	// otherwise (what http3.Server uses when given none).
 	quic func(i int) *quic.Config
+	// options, if set, adjusts server i's Options.
+	options func(i int, o *Options)
 }
 
 // newH3Servers starts one HTTP/3 server per store, each with its own
@@ -67,6 +69,9 @@ func newH3Servers(t testing.TB, stores []Store, opts Options, ho ...h3Opts) []*h
 		gopts := opts
 		s.m = NewMetrics(nil)
 		gopts.Metrics = s.m
+		if o.options != nil {
+			o.options(i, &gopts)
+		}
 		g, err := New(st, gopts)
 		if err != nil {
 			t.Fatal(err)

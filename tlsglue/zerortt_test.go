@@ -17,6 +17,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"github.com/tlsring/tlsring/peer"
+	"github.com/tlsring/tlsring/ticketkeys"
 )
 
 // h3Deadline is the lookup deadline of the tests about correctness: roomy
@@ -426,5 +427,54 @@ func TestH3QUICRefusesEarlyData(t *testing.T) {
 		if after.accepted != before.accepted || after.refused[EarlyRefusedNoSession] != before.refused[EarlyRefusedNoSession]+1 {
 			t.Errorf("replay to A after %s: %+v -> %+v, want a refusal %q", s.name, before, after, EarlyRefusedNoSession)
 		}
+	}
+}
+
+// TestH3StatelessRefusesEarlyData: a stateless ticket (sealed under the
+// fleet's keys, agreed through real members) opens on every server any
+// number of times, so even with SingleUse it resumes without early data,
+// and its replayed first flight gets none accepted anywhere.
+func TestH3StatelessRefusesEarlyData(t *testing.T) {
+	members := newMembers(t, 3)
+	clk := &testClock{}
+	var ks []*ticketkeys.Keyring
+	for _, m := range members {
+		k, err := ticketkeys.New(m, ticketkeys.Options{Now: clk.now, Logger: quietLog})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ks = append(ks, k)
+	}
+	refreshUntilHeld(t, ks...)
+	srv := newH3Servers(t, memberStores(members), Options{Mode: Stateless, SingleUse: true, Deadline: h3Deadline},
+		h3Opts{options: func(i int, o *Options) { o.TicketKeys = ks[i] }})
+	const n = 3
+	replays, accepted := 0, 0
+	for i := range n {
+		c := newH3Client(t)
+		c.mustGet(t, srv[0].addr, fmt.Sprintf("/first/%d", i))
+		path := fmt.Sprintf("/return/%d", i)
+		r, rec, err := c.earlyGet(t, srv[1], path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.resumed || r.used0RTT {
+			t.Errorf("client %d: resumed %v, 0-RTT %v; want a resumption without 0-RTT", i, r.resumed, r.used0RTT)
+		}
+		a, _ := replayEverywhere(t, srv, rec.recorded())
+		replays += len(srv)
+		accepted += a
+		for _, s := range srv {
+			if _, early := s.counts(path); early != 0 {
+				t.Errorf("client %d: %s handled %d requests as early data", i, s.name, early)
+			}
+		}
+	}
+	t.Logf("replayed flights accepted %d/%d", accepted, replays)
+	if accepted != 0 {
+		t.Errorf("replayed early data accepted %d times of %d", accepted, replays)
+	}
+	if ec := srv[1].earlyCounts(); ec.refused[EarlyRefusedReplayable] < n {
+		t.Errorf("B refused %v, want %d for %q", ec.refused, n, EarlyRefusedReplayable)
 	}
 }
