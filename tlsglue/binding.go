@@ -1,6 +1,6 @@
 // binding.go: the SessionState.Extra entry binding a session to the SNI,
 // ALPN protocol and Options.Label it was issued under, and the session
-// creation time read from the serialized state.
+// creation time and cipher suite read from the serialized state.
 
 package tlsglue
 
@@ -65,6 +65,20 @@ entries:
 		return result
 	}
 	return bindingMissing
+}
+
+// stateSuite reads the cipher suite from a serialized SessionState (the
+// same layout as createdAt; ok is false for an encoding it does not know).
+// TestLifetime pins it.
+func stateSuite(state []byte) (suite uint16, ok bool) {
+	if len(state) < 5 {
+		return 0, false
+	}
+	v := binary.BigEndian.Uint16(state)
+	if v < tls.VersionTLS10 || v > tls.VersionTLS13 || state[2] != 1 /* server */ {
+		return 0, false
+	}
+	return binary.BigEndian.Uint16(state[3:]), true
 }
 
 // createdAt reads the session secret's creation time from a serialized

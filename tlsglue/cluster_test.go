@@ -66,8 +66,9 @@ func newMembers(t testing.TB, n int, extra ...string) []*peer.Peer {
 	// Connect the live members before any handshake needs them (the
 	// extras never answer, so their warm-up errors are expected). A dial
 	// can time out on a loaded machine while members start: warm up
-	// again until every member answers, within 15 s.
-	deadline := time.Now().Add(15 * time.Second)
+	// again until every member answers, within 45 s (-race next to a CPU
+	// hog has taken more than 10 s).
+	deadline := time.Now().Add(45 * time.Second)
 	for _, p := range peers {
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -137,6 +137,39 @@
 // which costs far more. Under quic-go, tickets are only sent after the
 // handshake completes, so the question does not arise.
 //
+// # Early data (0-RTT)
+//
+// quic-go accepts TLS 1.3 early data (quic.Config.Allow0RTT; its
+// http3.Server turns it on by default): a returning client sends its first
+// request in its first flight. Early data has no replay protection of its
+// own, and with a cluster-wide store a recorded first flight resumes on
+// every server of the fleet. So tlsglue lets a session admit early data
+// only under [Options.SingleUse]: the lookup is a cluster-wide Take, and of
+// all the handshakes presenting one session at most one gets it. Any other
+// session (a stateless ticket too: it opens anywhere, any number of times)
+// resumes with its SessionState.EarlyData cleared (quic-go then
+// resends the early data in 1-RTT, or its caller does), unless the
+// operator opts in with [Options.ReplayableEarlyData].
+//
+// UnwrapSession is where a server refuses early data: crypto/tls reads
+// SessionState.EarlyData after it returns (after quic-go's own checks of
+// the transport parameters and http3's of its SETTINGS, which may clear it
+// too) and only then installs the keys that decrypt early data. So the
+// single-use Take has returned before any early data can be read, and a
+// handshake whose Take found nothing, or gave up at the deadline, admits
+// none. A Take the owner completes after the lookup gave up burns the
+// session without admitting its early data.
+//
+// What that leaves: a replay that reaches a server before the client's own
+// flight (or instead of it) wins the session, and its early data is
+// accepted once; the client's own early data is then refused, and when the
+// client resends its request in 1-RTT, the request runs twice. Early data
+// should still carry only requests that are safe to repeat once, which is
+// what quic-go's http3 client allows (GET and HEAD).
+//
+// tlsglue counts each ClientHello offering early data, and whether it was
+// accepted or why not (see [Metrics]).
+//
 // # Handshake counts
 //
 // tlsglue wraps VerifyConnection, which crypto/tls calls exactly once per

@@ -1,5 +1,7 @@
 // fuzz_test.go: UnwrapSession on arbitrary identities and stored values
-// never errors or panics, and resumes only values sealed under the identity.
+// never errors or panics, resumes only values sealed under the identity,
+// and (by default) never lets a session admit early data; the session
+// header readers agree with crypto/tls.
 
 package tlsglue
 
@@ -20,8 +22,25 @@ func FuzzUnwrap(f *testing.F) {
 	}
 	var genuine []byte
 	store.each(func(_ string, v []byte) []byte { genuine = bytes.Clone(v); return v })
+	// The same session permitting early data, as quic-go issues them.
+	hd, _ := parseHandle(ticket)
+	sk, ak := hd.keys()
+	state, err := open(&sk, &ak, genuine)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ss, err := tls.ParseSessionState(state)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ss.EarlyData = true
+	if state, err = ss.Bytes(); err != nil {
+		f.Fatal(err)
+	}
+	early := seal(&sk, &ak, state)
 
 	f.Add(ticket, genuine)
+	f.Add(ticket, early)
 	f.Add(ticket, genuine[:len(genuine)-1])
 	f.Add(ticket, append(bytes.Clone(genuine), 0))
 	f.Add(ticket, []byte{})
@@ -64,6 +83,9 @@ func FuzzUnwrap(f *testing.F) {
 		if ss != nil && !authentic {
 			t.Fatal("resumed a value that does not authenticate under the identity")
 		}
+		if ss != nil && ss.EarlyData {
+			t.Fatal("a session that is not single-use admits early data")
+		}
 		if bytes.Equal(identity, ticket) && bytes.Equal(value, genuine) && ss == nil {
 			t.Fatal("the genuine pair did not resume")
 		}
@@ -93,6 +115,52 @@ func FuzzOpen(f *testing.F) {
 		}
 		if err == nil && !bytes.Equal(got, state) {
 			t.Fatal("opened to different bytes")
+		}
+	})
+}
+
+// FuzzStateHeader: the readers of a serialized SessionState's header
+// (createdAt, stateSuite) never panic, and on anything crypto/tls parses
+// as a server's session they read what crypto/tls serializes.
+func FuzzStateHeader(f *testing.F) {
+	store := newMemStore()
+	srv := newServers(f, store, 1, Options{})
+	sess := session(f, srv[0], tls.VersionTLS13, testSNI)
+	ticket, _, err := sess.ResumptionState()
+	if err != nil {
+		f.Fatal(err)
+	}
+	hd, _ := parseHandle(ticket)
+	sk, ak := hd.keys()
+	var state []byte
+	store.each(func(_ string, v []byte) []byte {
+		state, err = open(&sk, &ak, v)
+		return v
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(state)
+	f.Add(state[:13])
+	f.Add(state[:4])
+	f.Add([]byte{})
+	f.Add(bytes.Repeat([]byte{0xff}, 40))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		suite, okSuite := stateSuite(b)
+		created, okCreated := createdAt(b)
+		ss, err := tls.ParseSessionState(b)
+		if err != nil {
+			return
+		}
+		again, err := ss.Bytes()
+		if err != nil || len(again) < 13 || again[2] != 1 {
+			return // not a server's session
+		}
+		if s2, ok := stateSuite(again); okSuite && (!ok || s2 != suite) {
+			t.Fatalf("stateSuite %#04x, but crypto/tls serializes %#04x (%v)", suite, s2, ok)
+		}
+		if c2, ok := createdAt(again); okCreated && (!ok || !c2.Equal(created)) {
+			t.Fatalf("createdAt %v, but crypto/tls serializes %v (%v)", created, c2, ok)
 		}
 	})
 }

@@ -1,5 +1,6 @@
 // hooks.go: the WrapSession, UnwrapSession and VerifyConnection hooks, and
-// the per-handshake state behind UnwrapSession.
+// the per-handshake state behind UnwrapSession. (early.go has the early-data
+// policy and its accounting.)
 
 package tlsglue
 
@@ -61,29 +62,47 @@ func (h *hooks) unwrap(hs *handshake, identity []byte, cs tls.ConnectionState) (
 	hd, ok := parseHandle(identity)
 	if !ok {
 		if ss, handled := h.unwrapTicket(identity, cs); handled { // modes.go
+			// A stateless ticket opens on any server, any number of
+			// times: never single-use.
+			cleared := h.restrictEarlyData(ss, false)
+			hs.noteFirst(ss, cleared, 0)
 			return ss, nil
 		}
-		if h.prevUnwrap != nil {
-			return h.prevUnwrap(identity, cs)
+		if h.prevUnwrap == nil {
+			h.g.m.lookup(lrMalformed)
+			hs.noteFirst(nil, false, 0)
+			return nil, nil
 		}
-		h.g.m.lookup(lrMalformed)
-		return nil, nil
+		ss, err := h.prevUnwrap(identity, cs)
+		if err != nil {
+			return ss, err
+		}
+		// Not a tlsglue session, so not single-use either.
+		cleared := h.restrictEarlyData(ss, false)
+		hs.noteFirst(ss, cleared, 0)
+		return ss, nil
 	}
 	if hs != nil {
 		if ss, seen := hs.recall(&hd); seen {
 			return ss, nil
 		}
 	}
-	ss, r := h.lookup(hs, &hd, cs)
+	ss, suite, r := h.lookup(hs, &hd, cs)
 	h.g.m.lookup(r)
+	// The single-use Take (if any) has returned: only now may the session
+	// admit early data, and crypto/tls installs the early-data keys only
+	// after this returns.
+	cleared := h.restrictEarlyData(ss, h.g.opts.SingleUse)
 	if hs != nil {
 		hs.remember(&hd, ss)
+		hs.noteFirst(ss, cleared, suite)
 	}
 	return ss, nil
 }
 
-// lookup fetches, opens, parses and checks the session behind hd.
-func (h *hooks) lookup(hs *handshake, hd *handle, cs tls.ConnectionState) (*tls.SessionState, lookupResult) {
+// lookup fetches, opens, parses and checks the session behind hd, and
+// returns it with its cipher suite.
+func (h *hooks) lookup(hs *handshake, hd *handle, cs tls.ConnectionState) (*tls.SessionState, uint16, lookupResult) {
 	g := h.g
 	storeKey, aeadKey := hd.keys()
 	parent := context.Background()
@@ -105,33 +124,34 @@ func (h *hooks) lookup(hs *handshake, hd *handle, cs tls.ConnectionState) (*tls.
 	if err != nil || value == nil {
 		switch {
 		case err == nil || isNotFound(err):
-			return nil, lrMiss
+			return nil, 0, lrMiss
 		case r.timedOut || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
-			return nil, lrTimeout
+			return nil, 0, lrTimeout
 		default:
 			g.opts.Logger.Debug("tlsglue: session lookup failed", "err", err)
-			return nil, lrError
+			return nil, 0, lrError
 		}
 	}
 	state, err := open(&storeKey, &aeadKey, value)
 	clear(aeadKey[:])
 	if err != nil {
-		return nil, lrCorrupt
+		return nil, 0, lrCorrupt
 	}
 	ss, err := tls.ParseSessionState(state)
 	if err != nil {
-		return nil, lrCorrupt
+		return nil, 0, lrCorrupt
 	}
 	switch checkBinding(ss.Extra, cs.ServerName, cs.NegotiatedProtocol, g.opts.Label) {
 	case bindingMismatch:
-		return nil, lrMismatch
+		return nil, 0, lrMismatch
 	case bindingMissing:
-		return nil, lrCorrupt
+		return nil, 0, lrCorrupt
 	}
 	if t, ok := createdAt(state); ok && h.now().Sub(t) > g.opts.Lifetime {
-		return nil, lrMiss // outlived Lifetime; the store's TTL just has not caught up
+		return nil, 0, lrMiss // outlived Lifetime; the store's TTL just has not caught up
 	}
-	return ss, lrHit
+	suite, _ := stateSuite(state)
+	return ss, suite, lrHit
 }
 
 // verify is Config.VerifyConnection: crypto/tls calls it once per server
@@ -166,6 +186,12 @@ type handshake struct {
 		hd handle
 		ss *tls.SessionState
 	}
+	// earlyOffered: the ClientHello offers early data, counted in Metrics
+	// and to be decided at VerifyConnection (early.go).
+	earlyOffered bool
+	// first is what the handshake's first UnwrapSession resolved to: PSK
+	// identity 0, the only one early data may use.
+	first firstIdentity
 }
 
 // wrap is the clone's Config.WrapSession. A TLS 1.2 resumption re-issues

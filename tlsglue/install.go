@@ -71,7 +71,9 @@ func Install(cfg *tls.Config, s Store, opts Options) error {
 //     tlsglue handles, e.g. tickets issued before a rollout; without one,
 //     such identities are a full handshake counted as "malformed".
 //   - VerifyConnection: called first; if it accepts the connection, tlsglue
-//     counts the handshake as full or resumed.
+//     counts the handshake as full or resumed, and what became of the
+//     early data its ClientHello offered (unless VerifyConnection was
+//     wrapped after Install).
 //   - GetConfigForClient: called first; a Config it returns is used as it
 //     is (Install on that Config too if it should resume through the store).
 //     When it returns nil, tlsglue returns a per-handshake clone of cfg whose
@@ -117,6 +119,13 @@ func (g *Glue) Install(cfg *tls.Config) error {
 				if isOwnWrap(c.WrapSession) {
 					c.WrapSession = hs.wrap
 				}
+				// The early-data decision is counted at VerifyConnection;
+				// if a layer wrapped it after Install, it goes uncounted.
+				if isOwnVerify(c.VerifyConnection) && offersEarlyData(chi) {
+					hs.earlyOffered = true
+					g.m.earlyOffered.Inc()
+					c.VerifyConnection = hs.verify
+				}
 			}
 			return c, nil
 		}
@@ -155,6 +164,14 @@ var sharedUnwrapPC = reflect.ValueOf((&hooks{}).unwrapShared).Pointer()
 
 // ownWrapPC is the code pointer of every hooks.wrap method value.
 var ownWrapPC = reflect.ValueOf((&hooks{}).wrap).Pointer()
+
+// ownVerifyPC is the code pointer of every hooks.verify method value.
+var ownVerifyPC = reflect.ValueOf((&hooks{}).verify).Pointer()
+
+// isOwnVerify reports whether f is still tlsglue's own VerifyConnection.
+func isOwnVerify(f func(tls.ConnectionState) error) bool {
+	return f != nil && reflect.ValueOf(f).Pointer() == ownVerifyPC
+}
 
 // isOwnWrap reports whether f is still tlsglue's own WrapSession, not a
 // wrapper around it (quic-go's, say), so a per-handshake clone may replace it.

@@ -138,7 +138,7 @@ func TestWrappedUnwrapNotBypassed(t *testing.T) {
 }
 
 // TestLifetime pins the SessionState encoding tlsglue reads the creation
-// time from, checks that a TLS 1.2 session re-issued on resumption keeps its
+// time and cipher suite from, checks that a TLS 1.2 session re-issued on resumption keeps its
 // creation time (and so gets a shorter TTL), and that a session older than
 // Lifetime is a miss even if the store still has it.
 func TestLifetime(t *testing.T) {
@@ -159,6 +159,9 @@ func TestLifetime(t *testing.T) {
 					c, ok := createdAt(b)
 					if !ok {
 						t.Error("createdAt: unrecognised SessionState encoding")
+					}
+					if suite, ok := stateSuite(b); !ok || suite != cs.CipherSuite {
+						t.Errorf("stateSuite = %#04x, %v; want %#04x", suite, ok, cs.CipherSuite)
 					}
 					mu.Lock()
 					created = append(created, c)

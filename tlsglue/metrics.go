@@ -1,4 +1,5 @@
-// metrics.go: Prometheus collectors for resumption, lookups and writes.
+// metrics.go: Prometheus collectors for resumption, lookups, writes and
+// early data (0-RTT).
 
 package tlsglue
 
@@ -28,6 +29,43 @@ const (
 	WriteTimeout = "timeout" // Options.WriteTimeout expired, or the Glue was closed mid-write
 	WriteExpired = "expired" // a re-issued TLS 1.2 session had less than a second left to live
 	WriteReused  = "reused"  // a TLS 1.2 resumption re-issued the handle it resumed: nothing to write
+)
+
+// Reasons for refusing early data, the values of the "reason" label of
+// tlsring_tlsglue_early_data_refused_total. Each handshake whose
+// ClientHello offers early data is counted once, as accepted or as refused
+// for the first reason that applies, in this order.
+const (
+	// EarlyRefusedNoSession: the first PSK identity resolved to no session
+	// (see lookups_total for why: a replay of a single-use session that was
+	// already taken is a miss, a lookup past its deadline a timeout).
+	EarlyRefusedNoSession = "no_session"
+	// EarlyRefusedReplayable: the session is not single-use and
+	// Options.ReplayableEarlyData is off; it resumed without early data.
+	EarlyRefusedReplayable = "replayable"
+	// EarlyRefusedQUIC: the QUIC stack withheld permission: the session was
+	// issued without it, or after tlsglue's lookup quic-go refused it (this
+	// server does not allow 0-RTT, or its transport parameters are below
+	// those the session was issued under) or its http3 layer did (the
+	// server's SETTINGS changed).
+	EarlyRefusedQUIC = "quic"
+	// EarlyRefusedTLS: crypto/tls did not take the early data: it did not
+	// resume this session (another PSK identity, or none), the session's
+	// cipher suite differs from the one negotiated, or the handshake needed
+	// a HelloRetryRequest.
+	EarlyRefusedTLS = "tls"
+)
+
+var earlyRefusals = [...]string{EarlyRefusedNoSession, EarlyRefusedReplayable, EarlyRefusedQUIC, EarlyRefusedTLS}
+
+type earlyRefusal int
+
+const (
+	erNoSession earlyRefusal = iota
+	erReplayable
+	erQUIC
+	erTLS
+	erNone // accepted
 )
 
 var lookupResults = [...]string{ResultHit, ResultMiss, ResultTimeout, ResultError, ResultMismatch, ResultMalformed, ResultCorrupt}
@@ -70,6 +108,17 @@ const (
 //	writes_total{result=...}                     store writes, see the Write constants
 //	write_drops_total                            sessions not written because the queue was full or the Glue closed
 //	write_queue_pending                          writes queued or in progress
+//	early_data_offered_total                     ClientHellos offering early data (0-RTT)
+//	early_data_accepted_total                    handshakes that accepted the offered early data
+//	early_data_refused_total{reason=...}         handshakes that refused it, see the EarlyRefused constants
+//
+// The early-data series need the per-handshake Config that Install sets up
+// through GetConfigForClient (they stay at zero with
+// Options.NoHandshakeContext), and they are counted when crypto/tls calls
+// VerifyConnection. offered minus accepted minus refused is the handshakes
+// that failed before that (an invalid PSK binder, say). With client
+// certificates requested, VerifyConnection waits for the client's second
+// flight, so a replayed first flight is counted as offered only.
 type Metrics struct {
 	handshakes *prometheus.CounterVec
 	full       prometheus.Counter
@@ -84,6 +133,11 @@ type Metrics struct {
 	writes   [len(writeResults)]prometheus.Counter
 	drops    prometheus.Counter
 	pending  prometheus.Gauge
+
+	earlyOffered  prometheus.Counter
+	earlyAccepted prometheus.Counter
+	earlyVec      *prometheus.CounterVec
+	earlyRefused  [len(earlyRefusals)]prometheus.Counter
 }
 
 // NewMetrics returns unregistered collectors carrying constLabels (nil for
@@ -127,6 +181,21 @@ func NewMetrics(constLabels prometheus.Labels) *Metrics {
 			Help:        "Session writes queued or in progress.",
 			ConstLabels: constLabels,
 		}),
+		earlyOffered: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "early_data_offered_total",
+			Help:        "TLS 1.3 ClientHellos offering early data (0-RTT).",
+			ConstLabels: constLabels,
+		}),
+		earlyAccepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "early_data_accepted_total",
+			Help:        "Handshakes that accepted the early data (0-RTT) their ClientHello offered.",
+			ConstLabels: constLabels,
+		}),
+		earlyVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "early_data_refused_total",
+			Help:        "Handshakes that refused the early data (0-RTT) their ClientHello offered, by reason.",
+			ConstLabels: constLabels,
+		}, []string{"reason"}),
 	}
 	m.full = m.handshakes.WithLabelValues("full")
 	m.resumed = m.handshakes.WithLabelValues("resumed")
@@ -135,6 +204,9 @@ func NewMetrics(constLabels prometheus.Labels) *Metrics {
 	}
 	for i, r := range writeResults {
 		m.writes[i] = m.writeVec.WithLabelValues(r)
+	}
+	for i, r := range earlyRefusals {
+		m.earlyRefused[i] = m.earlyVec.WithLabelValues(r)
 	}
 	return m
 }
@@ -148,6 +220,9 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.writeVec.Describe(ch)
 	m.drops.Describe(ch)
 	m.pending.Describe(ch)
+	m.earlyOffered.Describe(ch)
+	m.earlyAccepted.Describe(ch)
+	m.earlyVec.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -159,6 +234,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.writeVec.Collect(ch)
 	m.drops.Collect(ch)
 	m.pending.Collect(ch)
+	m.earlyOffered.Collect(ch)
+	m.earlyAccepted.Collect(ch)
+	m.earlyVec.Collect(ch)
 }
 
 func (m *Metrics) lookup(r lookupResult) { m.lookups[r].Inc() }
@@ -166,3 +244,12 @@ func (m *Metrics) lookup(r lookupResult) { m.lookups[r].Inc() }
 func (m *Metrics) observe(d time.Duration) { m.latency.Observe(d.Seconds()) }
 
 func (m *Metrics) write(r writeResult) { m.writes[r].Inc() }
+
+// early counts one handshake's decision on the early data it was offered.
+func (m *Metrics) early(r earlyRefusal) {
+	if r == erNone {
+		m.earlyAccepted.Inc()
+		return
+	}
+	m.earlyRefused[r].Inc()
+}

@@ -68,7 +68,29 @@ type Options struct {
 	// section 8.1): lookups use Store.Take instead of Store.Get. Since the
 	// handle travels in clear in the ClientHello, anyone who sees it can burn
 	// it by presenting it first; that is inherent to single-use tickets.
+	// Only single-use sessions admit TLS 1.3 early data (0-RTT, under
+	// quic-go), unless ReplayableEarlyData.
 	SingleUse bool
+
+	// ReplayableEarlyData lets sessions that are not single-use admit TLS
+	// 1.3 early data (0-RTT, which quic-go accepts with quic.Config.Allow0RTT
+	// and its http3.Server by default). Early data has no replay protection
+	// of its own: anyone who records a client's first flight (its ClientHello
+	// and the early data after it) can send it again to any server of the
+	// fleet, as often as they like until the session expires, and with a
+	// session every server can resume, every server will hand the replayed
+	// early data to the application. Enable it only if every request a
+	// client may send as early data is safe to execute any number of times.
+	//
+	// false (the default): a session admits early data only under
+	// SingleUse, where the cluster-wide Take lets at most one handshake
+	// resume it; any other session (stateless tickets, which open on any
+	// server any number of times, and those an UnwrapSession installed
+	// before tlsglue resolves) resumes without early data, which
+	// quic-go then resends in 1-RTT. Clients still offer early data
+	// (quic-go advertises it in the tickets it issues whenever Allow0RTT
+	// is on); turn Allow0RTT off to stop them trying.
+	ReplayableEarlyData bool
 
 	// Label binds sessions to a tenant or service: a session issued under one
 	// Label never resumes under another, even on a shared store. At most 255

@@ -71,7 +71,7 @@ func installedConfigs(t *testing.T, store Store, n int, proto string) ([]*tls.Co
 	return cfgs, glues
 }
 
-func flushGlue(t *testing.T, g *Glue) {
+func flushGlue(t testing.TB, g *Glue) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -121,6 +121,9 @@ func TestMetricsRegister(t *testing.T) {
 			"tlsring_tlsglue_writes_total",
 			"tlsring_tlsglue_write_drops_total",
 			"tlsring_tlsglue_write_queue_pending",
+			"tlsring_tlsglue_early_data_offered_total",
+			"tlsring_tlsglue_early_data_accepted_total",
+			"tlsring_tlsglue_early_data_refused_total",
 		} {
 			if seriesCount(s.m, name) == 0 {
 				t.Errorf("%s: no %s", s.name, name)

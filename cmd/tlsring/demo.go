@@ -4,7 +4,8 @@
 // tickets, keys not shared). TLS clients run in a child process (see
 // demo_clients.go) behind a random load balancer; the demo prints a
 // progress line per phase and a table, then closes one member and shows the
-// resumption rate after the loss.
+// resumption rate after the loss. With -http3 the servers are HTTP/3
+// servers accepting 0-RTT (demo_http3.go).
 
 package main
 
@@ -13,6 +14,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -50,6 +52,8 @@ type demoOptions struct {
 	logLevel    string
 	deadline    time.Duration
 	mode        tlsglue.Mode
+	http3       bool
+	rtt         time.Duration
 }
 
 func parseDemoFlags(args []string, stdout, stderr io.Writer) (*demoOptions, error) {
@@ -69,12 +73,19 @@ Phases, with the same clients and handshake counts:
   (c) loss:     one member and its TLS server are closed (no hand-off) and
                 the clients of (a) come back to the remaining servers.
 Then it prints resumption rate, handshake latency and server CPU per
-handshake for each phase.`, stdout, stderr)
+handshake for each phase.
+
+With -http3 the servers are quic-go HTTP/3 servers that accept 0-RTT, the
+ring's sessions single-use (replay-safe 0-RTT across servers), the servers
+alone on Go's own session tickets; each client request is a new QUIC
+connection, sent in 0-RTT when the client holds a session, over a path
+with an emulated round trip (-rtt). The table adds the 0-RTT rate and shows
+the time to the first response.`, stdout, stderr)
 	o := &demoOptions{}
 	fs.IntVar(&o.members, "members", 3, "ring members (and TLS servers), at least 2")
 	fs.IntVar(&o.clients, "clients", 300, "TLS clients, each with its own session cache")
-	fs.IntVar(&o.concurrency, "concurrency", 4, "handshakes in flight at once")
-	fs.Int64Var(&o.handshakes, "handshakes", 2000, "handshakes per phase (unless -duration is set)")
+	fs.IntVar(&o.concurrency, "concurrency", 4, "handshakes in flight at once (-http3: 16 unless set)")
+	fs.Int64Var(&o.handshakes, "handshakes", 2000, "handshakes (-http3: requests) per phase (unless -duration is set)")
 	fs.DurationVar(&o.duration, "duration", 0, "run each phase this long instead of counting -handshakes")
 	tlsVer := fs.String("tls", "1.3", "TLS version: 1.2 or 1.3")
 	cert := fs.String("cert", "ecdsa", "TLS server certificate type: ecdsa (P-256) or rsa (2048 bits)")
@@ -82,9 +93,13 @@ handshake for each phase.`, stdout, stderr)
 	fs.StringVar(&o.admin, "admin", "", "serve /metrics and /healthz on this host:port while the demo runs (default: none)")
 	mode := fs.String("mode", "stateful", "how the tlsring servers issue tickets: stateful (sessions in the ring), stateless (tickets under the fleet's rotating keys, agreed through the ring) or hybrid (stateless for TLS 1.3, stateful for TLS 1.2)")
 	fs.StringVar(&o.logLevel, "log-level", "error", "log level of the members: debug, info, warn or error")
+	fs.BoolVar(&o.http3, "http3", false, "HTTP/3 servers (quic-go) and clients with 0-RTT instead of TLS over TCP")
+	fs.DurationVar(&o.rtt, "rtt", 10*time.Millisecond, "-http3: round trip the clients add to every connection (half each way), emulating a network path")
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return nil, err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	switch *tlsVer {
 	case "1.2":
 		o.tlsVersion = tls.VersionTLS12
@@ -104,7 +119,20 @@ handshake for each phase.`, stdout, stderr)
 	default:
 		return nil, usagef("-cert %q: want ecdsa or rsa", *cert)
 	}
+	if o.http3 {
+		if o.tlsVersion != tls.VersionTLS13 {
+			return nil, usagef("-tls %s: HTTP/3 runs over TLS 1.3 only", *tlsVer)
+		}
+		if o.mode != tlsglue.Stateful {
+			return nil, usagef("-mode %s: -http3 shows replay-safe 0-RTT, which needs single-use sessions, stored in the ring (stateful); a stateless ticket admits no early data", o.mode)
+		}
+		if !set["concurrency"] {
+			o.concurrency = 16 // requests mostly wait on the emulated round trip
+		}
+	}
 	switch {
+	case o.rtt < 0 || o.rtt > 10*time.Second:
+		return nil, usagef("-rtt %v: want 0 to 10s", o.rtt)
 	case o.members < 2 || o.members > 32:
 		return nil, usagef("-members %d: want 2 to 32 (one is closed in phase c)", o.members)
 	case o.clients < 1:
@@ -132,8 +160,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	prog := &progress{w: stderr, tty: isTerminal(stderr)}
-	prog.note("starting %d ring members (QUIC on loopback) and %d TLS servers, %s, %s certificate", o.members, 2*o.members, o.tlsName, o.certType)
+	prog := &progress{w: stderr, tty: isTerminal(stderr), http3: o.http3}
+	if o.http3 {
+		prog.note("starting %d ring members (QUIC on loopback) and %d HTTP/3 servers accepting 0-RTT, %s certificate, clients on a %v round trip", o.members, 2*o.members, o.certType, o.rtt)
+	} else {
+		prog.note("starting %d ring members (QUIC on loopback) and %d TLS servers, %s, %s certificate", o.members, 2*o.members, o.tlsName, o.certType)
+	}
 	cl, err := startDemoCluster(o, log)
 	if err != nil {
 		return err
@@ -180,14 +212,27 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	rows = append(rows, row)
 	clients.stop()
-	printDemoTable(stdout, o, rows, deadName)
+	if o.http3 {
+		printH3Table(stdout, o, rows, deadName)
+	} else {
+		printDemoTable(stdout, o, rows, deadName)
+	}
 	return nil
+}
+
+// demoServer is one of the demo's servers: a TLS server (tlsServer) or,
+// with -http3, an HTTP/3 server (h3DemoServer).
+type demoServer interface {
+	addr() string
+	handshakeCount() int64 // handshakes (connections) it has completed or accepted
+	usesRing() bool        // its sessions go through tlsglue and the ring
+	close()
 }
 
 // demoPhase is one row of the table to run.
 type demoPhase struct {
 	mark, label string
-	servers     []*tlsServer
+	servers     []demoServer
 	sessions    string
 	sticky      bool
 	warmup      bool // the clients are fresh: give each its first visit before measuring
@@ -209,8 +254,8 @@ type demoCluster struct {
 	webCA *certgen.CA
 	peers []*peer.Peer
 	glues []*tlsglue.Glue
-	ring  []*tlsServer // one per member, sessions through tlsglue
-	alone []*tlsServer // one per member, Go's default tickets
+	ring  []demoServer // one per member, sessions through tlsglue
+	alone []demoServer // one per member, Go's default tickets
 	log   *slog.Logger
 
 	// keyrings and stopKeys: -mode stateless or hybrid (demo_modes.go)
@@ -261,7 +306,9 @@ func startDemoCluster(o *demoOptions, log *slog.Logger) (cl *demoCluster, err er
 		if err := cl.reg.Register(m); err != nil {
 			return nil, err
 		}
-		g, err := tlsglue.New(p, tlsglue.Options{Metrics: m, Logger: log, Deadline: o.deadline, Mode: o.mode, TicketKeys: cl.ticketKeys(i)})
+		// With HTTP/3, single-use sessions: without them tlsglue refuses
+		// early data (it could be replayed to any server of the fleet).
+		g, err := tlsglue.New(p, tlsglue.Options{Metrics: m, Logger: log, Deadline: o.deadline, Mode: o.mode, TicketKeys: cl.ticketKeys(i), SingleUse: o.http3})
 		if err != nil {
 			return nil, err
 		}
@@ -270,7 +317,7 @@ func startDemoCluster(o *demoOptions, log *slog.Logger) (cl *demoCluster, err er
 		if err := g.Install(conf); err != nil {
 			return nil, err
 		}
-		s, err := startTLSServer(conf)
+		s, err := startDemoServer(o, conf, true)
 		if err != nil {
 			return nil, err
 		}
@@ -278,13 +325,21 @@ func startDemoCluster(o *demoOptions, log *slog.Logger) (cl *demoCluster, err er
 	}
 	for range cl.peers {
 		// Each its own Config: its own automatic session ticket keys.
-		s, err := startTLSServer(webConfig(webCert, o.tlsVersion))
+		s, err := startDemoServer(o, webConfig(webCert, o.tlsVersion), false)
 		if err != nil {
 			return nil, err
 		}
 		cl.alone = append(cl.alone, s)
 	}
 	return cl, nil
+}
+
+// startDemoServer starts a TLS server, or with -http3 an HTTP/3 server.
+func startDemoServer(o *demoOptions, conf *tls.Config, viaRing bool) (demoServer, error) {
+	if o.http3 {
+		return startH3DemoServer(conf, viaRing)
+	}
+	return startTLSServer(conf)
 }
 
 // startDemoMembers starts n members on free loopback UDP ports. A port
@@ -344,7 +399,7 @@ func webConfig(cert *certgen.Issued, version uint16) *tls.Config {
 	}
 }
 
-func (cl *demoCluster) addrs(servers []*tlsServer) []string {
+func (cl *demoCluster) addrs(servers []demoServer) []string {
 	out := make([]string, len(servers))
 	for i, s := range servers {
 		out[i] = s.addr()
@@ -379,7 +434,7 @@ func (cl *demoCluster) close() {
 
 // runPhase runs one phase through the clients and measures it.
 func (cl *demoCluster) runPhase(ctx context.Context, clients *demoClients, o *demoOptions, ph *demoPhase, prog *progress) (demoRow, error) {
-	row := demoRow{mark: ph.mark, label: ph.label, ring: len(ph.servers) > 0 && ph.servers[0].ring}
+	row := demoRow{mark: ph.mark, label: ph.label, ring: len(ph.servers) > 0 && ph.servers[0].usesRing()}
 	hs0 := serverHandshakes(ph.servers)
 	lk0 := gatherLookups(cl.reg)
 	cpu0, cpuOK := processCPU()
@@ -395,7 +450,11 @@ func (cl *demoCluster) runPhase(ctx context.Context, clients *demoClients, o *de
 			prog.end("failed")
 			return row, err
 		}
-		prog.end(fmt.Sprintf("%d handshakes in %.1fs", res.Done, res.Elapsed.Seconds()))
+		unit := "handshakes"
+		if o.http3 {
+			unit = "requests"
+		}
+		prog.end(fmt.Sprintf("%d %s in %.1fs", res.Done, unit, res.Elapsed.Seconds()))
 	}
 	prog.start(label, o.handshakes, o.duration)
 	res, err := clients.run(ctx, demoRequest{
@@ -417,17 +476,21 @@ func (cl *demoCluster) runPhase(ctx context.Context, clients *demoClients, o *de
 	for k, v := range lk1 {
 		row.lookups[k] = v - lk0[k]
 	}
-	prog.end(fmt.Sprintf("%d handshakes in %.1fs, %s resumed", res.Done, res.Elapsed.Seconds(), pct(res.Resumed, res.Offered)))
+	summary := fmt.Sprintf("%d handshakes in %.1fs, %s resumed", res.Done, res.Elapsed.Seconds(), pct(res.Resumed, res.Offered))
+	if o.http3 {
+		summary = fmt.Sprintf("%d requests in %.1fs, %s resumed, %s in 0-RTT", res.Done, res.Elapsed.Seconds(), pct(res.Resumed, res.Offered), pct(res.Early, res.Offered))
+	}
+	prog.end(summary)
 	if res.Done == 0 {
 		return row, fmt.Errorf("phase %s: no handshake succeeded (last error: %s)", ph.label, res.LastErr)
 	}
 	return row, nil
 }
 
-func serverHandshakes(servers []*tlsServer) int64 {
+func serverHandshakes(servers []demoServer) int64 {
 	var n int64
 	for _, s := range servers {
-		n += s.handshakes.Load()
+		n += s.handshakeCount()
 	}
 	return n
 }
@@ -449,12 +512,27 @@ func gatherLookups(reg *prometheus.Registry) map[string]float64 {
 			prefix = "write_"
 		case "tlsring_tlsglue_write_drops_total":
 			prefix = "write_dropped"
+		case "tlsring_tlsglue_early_data_offered_total":
+			prefix = "early_offered"
+		case "tlsring_tlsglue_early_data_accepted_total":
+			prefix = "early_accepted"
+		case "tlsring_tlsglue_early_data_refused_total":
+			prefix = "early_refused_"
 		default:
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			if prefix == "write_dropped" {
+			switch prefix {
+			case "write_dropped", "early_offered", "early_accepted":
 				out[prefix] += m.GetCounter().GetValue()
+				continue
+			}
+			if prefix == "early_refused_" {
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == "reason" {
+						out[prefix+lp.GetValue()] += m.GetCounter().GetValue()
+					}
+				}
 				continue
 			}
 			for _, lp := range m.GetLabel() {
@@ -552,24 +630,30 @@ func fmtDur(d time.Duration) string {
 type tlsServer struct {
 	l          net.Listener
 	conf       *tls.Config
-	ring       bool
+	viaRing    bool
 	wg         sync.WaitGroup
 	handshakes atomic.Int64
 	failed     atomic.Int64
 	closeOnce  sync.Once
 }
 
+// startTLSServer serves conf; its sessions go through the ring if tlsglue
+// is installed on conf.
 func startTLSServer(conf *tls.Config) (*tlsServer, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	s := &tlsServer{l: l, conf: conf, ring: conf.WrapSession != nil}
+	s := &tlsServer{l: l, conf: conf, viaRing: conf.WrapSession != nil}
 	s.wg.Go(s.serve)
 	return s, nil
 }
 
 func (s *tlsServer) addr() string { return s.l.Addr().String() }
+
+func (s *tlsServer) handshakeCount() int64 { return s.handshakes.Load() }
+
+func (s *tlsServer) usesRing() bool { return s.viaRing }
 
 func (s *tlsServer) serve() {
 	for {
@@ -620,6 +704,9 @@ func startDemoClients(ctx context.Context, o *demoOptions, webCA *certgen.CA, st
 	}
 	cmd := exec.CommandContext(ctx, exe, demoClientsCmd)
 	cmd.Stderr = stderr
+	// The HTTP/3 clients' delaying sockets are no *net.UDPConn, whose
+	// buffer sizes quic-go would tune; nothing to warn about.
+	cmd.Env = append(os.Environ(), "QUIC_GO_DISABLE_RECEIVE_BUFFER_WARNING=true")
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -635,6 +722,7 @@ func startDemoClients(ctx context.Context, o *demoOptions, webCA *certgen.CA, st
 	err = dc.enc.Encode(demoRequest{
 		Type: "setup", CAPEM: string(certgen.CertPEM(webCA.Cert)), ServerName: "localhost",
 		TLSVersion: o.tlsVersion, Clients: o.clients, Concurrency: o.concurrency,
+		HTTP3: o.http3, RTT: o.rtt,
 	})
 	if err != nil {
 		dc.stop()
@@ -687,6 +775,7 @@ func (dc *demoClients) stop() {
 type progress struct {
 	w     io.Writer
 	tty   bool
+	http3 bool // count requests and show the 0-RTT rate
 	label string
 	total int64
 	dur   time.Duration
@@ -709,12 +798,19 @@ func (p *progress) start(label string, total int64, dur time.Duration) {
 
 func (p *progress) update(c demoCounts) {
 	var of string
+	unit := "handshakes"
+	if p.http3 {
+		unit = "requests"
+	}
 	if p.dur > 0 {
-		of = fmt.Sprintf("%d handshakes, %.0fs/%.0fs", c.Done, time.Since(p.begin).Seconds(), p.dur.Seconds())
+		of = fmt.Sprintf("%d %s, %.0fs/%.0fs", c.Done, unit, time.Since(p.begin).Seconds(), p.dur.Seconds())
 	} else {
-		of = fmt.Sprintf("%d/%d handshakes", c.Done, p.total)
+		of = fmt.Sprintf("%d/%d %s", c.Done, p.total, unit)
 	}
 	line := fmt.Sprintf("%s: %s, %s resumed", p.label, of, pct(c.Resumed, c.Offered))
+	if p.http3 {
+		line += fmt.Sprintf(", %s in 0-RTT", pct(c.Early, c.Offered))
+	}
 	if p.tty {
 		fmt.Fprintf(p.w, "\r\033[K%s", line)
 		return

@@ -1,6 +1,7 @@
 // demo_clients.go: the TLS clients of `tlsring demo`. They run in a child
 // process (the hidden subcommand "demo-clients", started by the demo) so
 // that the demo process's CPU time is the servers' and members' alone.
+// (demo_http3_clients.go has their HTTP/3 requests.)
 //
 // The child reads requests from stdin and writes events to stdout, one
 // JSON object per line: a setup, then "run" requests, each answered by
@@ -24,6 +25,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quic-go/quic-go/http3"
 	"github.com/tlsring/tlsring/cmd/internal/certgen"
 )
 
@@ -34,11 +36,13 @@ type demoRequest struct {
 	Type string `json:"type"` // "setup" or "run"
 
 	// setup
-	CAPEM       string `json:"ca_pem,omitempty"`
-	ServerName  string `json:"server_name,omitempty"`
-	TLSVersion  uint16 `json:"tls_version,omitempty"`
-	Clients     int    `json:"clients,omitempty"`
-	Concurrency int    `json:"concurrency,omitempty"`
+	CAPEM       string        `json:"ca_pem,omitempty"`
+	ServerName  string        `json:"server_name,omitempty"`
+	TLSVersion  uint16        `json:"tls_version,omitempty"`
+	Clients     int           `json:"clients,omitempty"`
+	Concurrency int           `json:"concurrency,omitempty"`
+	HTTP3       bool          `json:"http3,omitempty"` // HTTP/3 requests with 0-RTT instead of TLS handshakes
+	RTT         time.Duration `json:"rtt,omitempty"`   // HTTP/3: round trip added to every connection
 
 	// run
 	Servers    []string      `json:"servers,omitempty"`
@@ -62,23 +66,29 @@ type demoCounts struct {
 	Done    int64 `json:"done"`    // handshakes completed
 	Offered int64 `json:"offered"` // of which the client offered a session (a returning client)
 	Resumed int64 `json:"resumed"` // of which resumed
+	Early   int64 `json:"early"`   // HTTP/3: of which the server took the request as early data (0-RTT)
 	Errors  int64 `json:"errors"`  // handshakes that failed
 }
 
 // demoResult is the outcome of one phase, as the clients saw it.
 type demoResult struct {
 	demoCounts
-	P50     time.Duration `json:"p50"`     // median of TCP connect + TLS handshake
+	P50     time.Duration `json:"p50"`     // median of TCP connect + TLS handshake (HTTP/3: time to the first response)
 	P99     time.Duration `json:"p99"`     // 99th percentile of the same
 	Elapsed time.Duration `json:"elapsed"` // wall time of the phase
 	LastErr string        `json:"last_err,omitempty"`
 }
 
 // offerRecorder is a client session cache that records whether the last
-// handshake found a session to offer.
+// handshake found a session to offer, and signals each session stored.
 type offerRecorder struct {
 	tls.ClientSessionCache
 	offered bool
+	puts    chan struct{}
+}
+
+func newOfferRecorder() *offerRecorder {
+	return &offerRecorder{ClientSessionCache: tls.NewLRUClientSessionCache(4), puts: make(chan struct{}, 4)}
 }
 
 func (o *offerRecorder) Get(key string) (*tls.ClientSessionState, bool) {
@@ -87,11 +97,32 @@ func (o *offerRecorder) Get(key string) (*tls.ClientSessionState, bool) {
 	return s, ok
 }
 
+func (o *offerRecorder) Put(key string, cs *tls.ClientSessionState) {
+	o.ClientSessionCache.Put(key, cs)
+	if cs != nil {
+		select {
+		case o.puts <- struct{}{}:
+		default:
+		}
+	}
+}
+
 // demoClient is one simulated client with its own session cache.
 type demoClient struct {
 	cache *offerRecorder
 	conf  *tls.Config
 }
+
+// visit is one handshake (or HTTP/3 request) of a client, as it saw it.
+type visit struct {
+	d       time.Duration // handshake time; HTTP/3: time to the first response
+	offered bool          // the client offered a session
+	resumed bool
+	early   bool // HTTP/3: the request was taken as early data
+}
+
+// visitFunc makes one visit of client c to server.
+type visitFunc func(ctx context.Context, c *demoClient, server string) (visit, error)
 
 func runDemoClients(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) != 0 {
@@ -136,7 +167,7 @@ func serveDemoClients(ctx context.Context, in io.Reader, out io.Writer) error {
 		if !ok {
 			clients = make([]*demoClient, setup.Clients)
 			for i := range clients {
-				cache := &offerRecorder{ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+				cache := newOfferRecorder()
 				clients[i] = &demoClient{cache: cache, conf: &tls.Config{
 					RootCAs:            pool,
 					ServerName:         setup.ServerName,
@@ -144,10 +175,20 @@ func serveDemoClients(ctx context.Context, in io.Reader, out io.Writer) error {
 					MaxVersion:         setup.TLSVersion,
 					ClientSessionCache: cache,
 				}}
+				if setup.HTTP3 {
+					clients[i].conf.NextProtos = []string{http3.NextProtoH3}
+				}
 			}
 			sessions[req.Sessions] = clients
 		}
-		res := runPhase(ctx, &req, clients, setup.Concurrency, func(c demoCounts) {
+		visitOnce := handshakeOnce
+		if setup.HTTP3 {
+			rtt := setup.RTT
+			visitOnce = func(ctx context.Context, c *demoClient, server string) (visit, error) {
+				return h3RequestOnce(ctx, c, server, rtt)
+			}
+		}
+		res := runPhase(ctx, &req, clients, setup.Concurrency, visitOnce, func(c demoCounts) {
 			emit(demoEvent{Type: "progress", Progress: &c})
 		})
 		if err := emit(demoEvent{Type: "result", Result: res}); err != nil {
@@ -159,8 +200,8 @@ func serveDemoClients(ctx context.Context, in io.Reader, out io.Writer) error {
 // runPhase runs one phase's handshakes with concurrency workers, each
 // owning the clients i with i mod concurrency == its number (so a client
 // never runs two handshakes at once).
-func runPhase(ctx context.Context, req *demoRequest, clients []*demoClient, concurrency int, progress func(demoCounts)) *demoResult {
-	var done, offered, resumed, failed atomic.Int64
+func runPhase(ctx context.Context, req *demoRequest, clients []*demoClient, concurrency int, visitOnce visitFunc, progress func(demoCounts)) *demoResult {
+	var done, offered, resumed, early, failed atomic.Int64
 	var started atomic.Int64
 	var lastErr atomic.Pointer[string]
 	concurrency = min(concurrency, len(clients))
@@ -190,7 +231,7 @@ func runPhase(ctx context.Context, req *demoRequest, clients []*demoClient, conc
 			case <-stopProgress:
 				return
 			case <-t.C:
-				progress(demoCounts{Done: done.Load(), Offered: offered.Load(), Resumed: resumed.Load(), Errors: failed.Load()})
+				progress(demoCounts{Done: done.Load(), Offered: offered.Load(), Resumed: resumed.Load(), Early: early.Load(), Errors: failed.Load()})
 			}
 		}
 	}()
@@ -220,18 +261,21 @@ func runPhase(ctx context.Context, req *demoRequest, clients []*demoClient, conc
 				if req.Sticky {
 					server = req.Servers[ci%len(req.Servers)]
 				}
-				d, wasOffered, didResume, err := handshakeOnce(ctx, clients[ci], server)
+				v, err := visitOnce(ctx, clients[ci], server)
 				if err != nil {
 					failed.Add(1)
 					msg := err.Error()
 					lastErr.Store(&msg)
 					continue
 				}
-				lat[w] = append(lat[w], d)
-				if wasOffered {
+				lat[w] = append(lat[w], v.d)
+				if v.offered {
 					offered.Add(1)
-					if didResume {
+					if v.resumed {
 						resumed.Add(1)
+					}
+					if v.early {
+						early.Add(1)
 					}
 				}
 				done.Add(1)
@@ -244,7 +288,7 @@ func runPhase(ctx context.Context, req *demoRequest, clients []*demoClient, conc
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	res := &demoResult{
-		demoCounts: demoCounts{Done: done.Load(), Offered: offered.Load(), Resumed: resumed.Load(), Errors: failed.Load()},
+		demoCounts: demoCounts{Done: done.Load(), Offered: offered.Load(), Resumed: resumed.Load(), Early: early.Load(), Errors: failed.Load()},
 		Elapsed:    time.Since(begin),
 	}
 	if len(all) > 0 {
@@ -260,7 +304,7 @@ func runPhase(ctx context.Context, req *demoRequest, clients []*demoClient, conc
 // handshakeOnce connects c to server, handshakes, reads the server's one
 // byte (which also makes the client process a TLS 1.3 session ticket) and
 // closes. d is the time to connect and handshake.
-func handshakeOnce(ctx context.Context, c *demoClient, server string) (d time.Duration, offered, resumed bool, err error) {
+func handshakeOnce(ctx context.Context, c *demoClient, server string) (visit, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	c.cache.offered = false
@@ -268,21 +312,21 @@ func handshakeOnce(ctx context.Context, c *demoClient, server string) (d time.Du
 	var dialer net.Dialer
 	conn, err := dialer.DialContext(ctx, "tcp", server)
 	if err != nil {
-		return 0, false, false, err
+		return visit{}, err
 	}
 	defer conn.Close()
 	tc := tls.Client(conn, c.conf)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		return 0, false, false, err
+		return visit{}, err
 	}
-	d = time.Since(start)
+	d := time.Since(start)
 	if dl, ok := ctx.Deadline(); ok {
 		tc.SetDeadline(dl)
 	}
 	var b [1]byte
 	if _, err := io.ReadFull(tc, b[:]); err != nil {
-		return 0, false, false, fmt.Errorf("reading the server's byte: %w", err)
+		return visit{}, fmt.Errorf("reading the server's byte: %w", err)
 	}
 	tc.Close()
-	return d, c.cache.offered, tc.ConnectionState().DidResume, nil
+	return visit{d: d, offered: c.cache.offered, resumed: tc.ConnectionState().DidResume}, nil
 }
