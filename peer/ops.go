@@ -232,13 +232,12 @@ func (p *Peer) Delete(ctx context.Context, key []byte) error {
 	return err
 }
 
-// all sends req to every copy of its key in parallel. It returns once one
-// copy has it and the others have answered, or HedgeAfter has passed since
-// (a slow or silent copy does not hold the write: its call goes on in the
-// background until the deadline); it fails only if no copy took it. A copy
-// that is marked down, or whose call fails, gets the write later: it is
-// kept as a delayed write (hints.go) and delivered when that member answers
-// again.
+// all sends req to every copy of its key, the local one first and inline,
+// the others in parallel, and waits for the copies that are up until they
+// answer or ctx ends; it fails only if no copy took it. A copy that is
+// marked down, or whose call fails, gets the write later: it is kept as a
+// delayed write (hints.go) and delivered when that member answers again,
+// so a dead member does not hold each write for a whole deadline.
 func (p *Peer) all(ctx context.Context, req *transport.Request) error {
 	targets, up := p.targets(req.Key)
 	if up == 0 {
@@ -293,29 +292,22 @@ func (p *Peer) all(ctx context.Context, req *transport.Request) error {
 		}()
 	}
 	var firstErr error
-	var grace <-chan time.Time
 	okCount := 0
+wait:
 	for range up {
 		select {
 		case err := <-errs:
 			if err == nil {
 				okCount++
-				if grace == nil {
-					t := time.NewTimer(p.cfg.HedgeAfter)
-					defer t.Stop()
-					grace = t.C
-				}
 			} else if firstErr == nil {
 				firstErr = err
 			}
-			continue
-		case <-grace:
 		case <-ctx.Done():
 			if okCount == 0 {
 				return ctx.Err()
 			}
+			break wait // the rest go on to the deadline, kept if they fail
 		}
-		break
 	}
 	if okCount == 0 {
 		return firstErr

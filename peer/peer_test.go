@@ -277,6 +277,9 @@ func TestTakeAtMostOnceWithDivergentHealth(t *testing.T) {
 		if err := x.Set(ctx, k, []byte("ticket"), time.Minute); err != nil {
 			t.Fatal(err)
 		}
+		// Set returns once one copy has the key; the race is about a key
+		// both copies hold.
+		waitFor(t, func() bool { return c.peers[owners[0]].HasLocal(k) && c.peers[owners[1]].HasLocal(k) }, "both copies")
 		x.health.failed(owners[0], errors.New("test: pretend the owner is down"))
 		if wins := raceTakes(t, ctx, k, c.peers, []string{x.Self(), y.Self()}); wins != 1 {
 			t.Fatalf("round %d: %d Takes won, want exactly 1", round, wins)
