@@ -10,11 +10,8 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"math/big"
-	"os"
 	"strings"
 	"sync/atomic"
 )
@@ -68,17 +65,9 @@ func (d *denyList) check(leaf *x509.Certificate) error {
 
 // readDenyFile reads a deny list file, bounded at 1 MiB.
 func readDenyFile(path string) (*denyList, error) {
-	f, err := os.Open(path)
+	data, err := readSmallFile(path)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, 1<<20+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > 1<<20 {
-		return nil, errors.New("larger than 1 MiB")
 	}
 	return parseDenyList(data)
 }

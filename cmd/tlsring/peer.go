@@ -198,6 +198,16 @@ func checkMembers(source string, members []string, listen string) error {
 // commas, spaces or newlines; '#' starts a comment that runs to the end
 // of its line. The file is bounded at 1 MiB.
 func readMembersFile(path string) ([]string, error) {
+	data, err := readSmallFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseMembers(data)
+}
+
+// readSmallFile reads a configuration file that SIGHUP may re-read
+// (members, deny list), refusing one over 1 MiB.
+func readSmallFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -210,7 +220,7 @@ func readMembersFile(path string) ([]string, error) {
 	if len(data) > 1<<20 {
 		return nil, errors.New("larger than 1 MiB")
 	}
-	return parseMembers(data)
+	return data, nil
 }
 
 // parseMembers splits a member list: entries separated by commas, spaces or
