@@ -113,8 +113,33 @@ func (p *Peer) runTransfer(ctx context.Context, st *transferState, members []str
 		}
 		var mu sync.Mutex
 		var retry []job
-		sem := make(chan struct{}, parallel)
+		// A fixed pool of workers, not a goroutine per part: a ring of
+		// 1000 members has 16,000 parts.
+		queue := make(chan job)
 		var wg sync.WaitGroup
+		for range parallel {
+			wg.Go(func() {
+				for j := range queue {
+					err := p.pullFrom(ctx, j.member, j.part)
+					mu.Lock()
+					if err != nil {
+						retry = append(retry, j)
+					} else {
+						left[j.member]--
+					}
+					done := left[j.member] == 0
+					mu.Unlock()
+					st.mu.Lock()
+					if done {
+						delete(st.pending, j.member)
+					} else if err != nil {
+						st.pending[j.member] = err
+					}
+					st.mu.Unlock()
+					p.updateTransferring(st)
+				}
+			})
+		}
 		for _, j := range jobs {
 			if p.health.isDown(j.member) && attempt > 0 {
 				mu.Lock()
@@ -122,30 +147,9 @@ func (p *Peer) runTransfer(ctx context.Context, st *transferState, members []str
 				mu.Unlock()
 				continue
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				err := p.pullFrom(ctx, j.member, j.part)
-				mu.Lock()
-				if err != nil {
-					retry = append(retry, j)
-				} else {
-					left[j.member]--
-				}
-				done := left[j.member] == 0
-				mu.Unlock()
-				st.mu.Lock()
-				if done {
-					delete(st.pending, j.member)
-				} else if err != nil {
-					st.pending[j.member] = err
-				}
-				st.mu.Unlock()
-				p.updateTransferring(st)
-			}()
+			queue <- j
 		}
+		close(queue)
 		wg.Wait()
 		if ctx.Err() != nil {
 			return
