@@ -13,12 +13,12 @@ func TestDamper(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 	type step struct {
-		at      float64  // seconds after t0
-		source  []string // nil: Advance instead of Observe
-		members []string // the ring after the step; nil: unchanged
+		at                       float64  // seconds after t0
+		source                   []string // nil: Advance instead of Observe
+		members                  []string // the ring after the step; nil: unchanged
 		joined, left, gone, back []string
-		err     error
-		next    float64 // next deadline, seconds after t0; 0: none
+		err                      error
+		next                     float64 // next deadline, seconds after t0; 0: none
 	}
 	abc := []string{"a:1", "b:1", "c:1"}
 	tests := []struct {
