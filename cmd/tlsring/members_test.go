@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tlsring/tlsring/peer/membership"
 )
 
 func TestReadMembersFile(t *testing.T) {
@@ -24,7 +26,7 @@ func TestReadMembersFile(t *testing.T) {
 		}
 		return path
 	}
-	got, err := readMembersFile(write("ok", "# the ring\n10.0.0.1:7946, 10.0.0.2:7946\r\n\n10.0.0.3:7946 # rack b\n"))
+	got, err := membership.ReadMembersFile(write("ok", "# the ring\n10.0.0.1:7946, 10.0.0.2:7946\r\n\n10.0.0.3:7946 # rack b\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,14 +34,14 @@ func TestReadMembersFile(t *testing.T) {
 		t.Fatalf("members = %q, want %q", got, want)
 	}
 	for name, text := range map[string]string{"empty": "", "comments": "# nobody\n\n"} {
-		if _, err := readMembersFile(write(name, text)); err == nil {
+		if _, err := membership.ReadMembersFile(write(name, text)); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
-	if _, err := readMembersFile(write("huge", strings.Repeat("a", 1<<20+1))); err == nil {
+	if _, err := membership.ReadMembersFile(write("huge", strings.Repeat("a", 1<<20+1))); err == nil {
 		t.Error("a file over 1 MiB was accepted")
 	}
-	if _, err := readMembersFile(filepath.Join(dir, "missing")); err == nil {
+	if _, err := membership.ReadMembersFile(filepath.Join(dir, "missing")); err == nil {
 		t.Error("a missing file was accepted")
 	}
 	code, _, stderr := runCmd("peer", "-listen", "127.0.0.1:7000", "-members", "127.0.0.1:7000", "-members-file", write("both", "127.0.0.1:7000"), "-cert", "x", "-key", "y", "-ca", "z")
@@ -49,7 +51,8 @@ func TestReadMembersFile(t *testing.T) {
 }
 
 // TestMembersFileReload: a member started alone with -members-file joins a
-// second member on SIGHUP, and shrugs off a broken file.
+// second member on SIGHUP, and shrugs off a broken file and a list without
+// itself.
 func TestMembersFileReload(t *testing.T) {
 	bin := tlsringBinary(t)
 	dir := t.TempDir()
@@ -120,41 +123,23 @@ func TestMembersFileReload(t *testing.T) {
 	if got := members(); got != 2 {
 		t.Fatalf("after a broken file a has %v members, want 2", got)
 	}
+	// A list without this member is refused, as at start.
+	if err := os.WriteFile(file, []byte(b.name+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "a to refuse a member list without itself", func() (bool, string) {
+		return strings.Contains(a.logs.String(), "does not include this member"), ""
+	})
+	if got := members(); got != 2 {
+		t.Fatalf("after a list without itself a has %v members, want 2", got)
+	}
 	a.waitHealthy(t)
 }
 
 // runBin runs the built binary and returns its combined output.
 func runBin(bin string, args ...string) ([]byte, error) {
 	return exec.Command(bin, args...).CombinedOutput()
-}
-
-// FuzzParseMembers: any input parses without panicking, and every member
-// it yields is a non-empty entry free of separators and comments.
-func FuzzParseMembers(f *testing.F) {
-	for _, seed := range []string{
-		"10.0.0.1:7946,10.0.0.2:7946\n",
-		"# comment only\n",
-		"a:1 b:2\tc:3\r\nd:4 # tail\n#x:5\n",
-		",,,\n\n",
-		"[::1]:7946, [fe80::1%eth0]:7946",
-	} {
-		f.Add([]byte(seed))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		members, err := parseMembers(data)
-		if err != nil {
-			if len(members) != 0 {
-				t.Fatalf("error %v with members %q", err, members)
-			}
-			return
-		}
-		if len(members) == 0 {
-			t.Fatal("no error and no members")
-		}
-		for _, m := range members {
-			if m == "" || strings.ContainsAny(m, ", \t\r\n#") {
-				t.Fatalf("member %q keeps a separator", m)
-			}
-		}
-	})
 }

@@ -16,7 +16,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -26,6 +25,7 @@ import (
 	"github.com/tlsring/tlsring/cmd/internal/certgen"
 	"github.com/tlsring/tlsring/cmd/internal/memcache"
 	"github.com/tlsring/tlsring/peer"
+	"github.com/tlsring/tlsring/peer/membership"
 	"github.com/tlsring/tlsring/peer/store"
 	"github.com/tlsring/tlsring/transport"
 )
@@ -34,8 +34,9 @@ import (
 type peerConfig struct {
 	listen           string
 	members          []string
-	membersFile      string    // "" = static -members; else re-read on SIGHUP
-	deny             *denyFile // nil = no -deny-file; else re-read on SIGHUP
+	membersFile      string           // "" = static -members; else re-read on SIGHUP
+	membership       membershipConfig // membership.go: the source and its damping
+	deny             *denyFile        // nil = no -deny-file; else re-read on SIGHUP
 	tls              *tls.Config
 	maxBytes         int64
 	admin            string
@@ -57,6 +58,7 @@ func parsePeerFlags(args []string, lookupEnv func(string) (string, bool), stdout
 	listen := fs.String("listen", "", "UDP host:port to serve the peer protocol (QUIC) on; also this member's name in the ring, as other members dial it (required)")
 	members := fs.String("members", "", "comma-separated host:port of every ring member, this one included (default: -listen alone)")
 	membersFile := fs.String("members-file", "", "`file` listing every ring member instead of -members (host:port, comma- or newline-separated, # starts a comment); re-read on SIGHUP, so membership changes without a restart")
+	mFlags := addMembershipFlags(fs) // membership.go
 	cert := fs.String("cert", "", "PEM file with this member's certificate, valid for the host of -listen (required)")
 	key := fs.String("key", "", "PEM file with this member's private key (required)")
 	ca := fs.String("ca", "", "PEM file with the cluster CA that signs every member's certificate (required)")
@@ -88,8 +90,10 @@ mod_socache_memcache. On start it pulls the entries it holds a copy of
 from the other members (/readyz says when that is done). SIGTERM or
 SIGINT delivers delayed writes (within -leave-timeout) and exits; a second
 signal exits at once. With -members-file, SIGHUP re-reads the member list
-and moves entries to their new owners; a list without this member hands
-all its entries off.
+and moves entries to their new owners; a list without this member is
+refused, as at start (a member leaves by SIGTERM). With -membership dns,
+the members are what -dns-name resolves to, asked every -dns-interval.
+A member gone from its source stays in the ring for -membership-grace.
 
 %s
 
@@ -118,25 +122,8 @@ Flags:
 	if err := checkMemberAddr(cfg.listen); err != nil {
 		return nil, usagef("-listen %q: %v", cfg.listen, err)
 	}
-	cfg.members = splitList(*members)
-	if *membersFile != "" {
-		if len(cfg.members) > 0 {
-			return nil, usagef("-members and -members-file are exclusive: give the list one way")
-		}
-		cfg.membersFile = *membersFile
-		if cfg.members, err = readMembersFile(cfg.membersFile); err != nil {
-			return nil, usagef("-members-file %s: %v", cfg.membersFile, err)
-		}
-	}
-	if len(cfg.members) == 0 {
-		cfg.members = []string{cfg.listen}
-	}
-	source := "-members"
-	if cfg.membersFile != "" {
-		source = "-members-file " + cfg.membersFile + ":"
-	}
-	if err := checkMembers(source, cfg.members, cfg.listen); err != nil {
-		return nil, usagef("%v", err)
+	if err := mFlags.check(cfg, *members, *membersFile); err != nil {
+		return nil, err
 	}
 	switch {
 	case *cert == "":
@@ -184,25 +171,14 @@ func checkMembers(source string, members []string, listen string) error {
 	found := false
 	for _, m := range members {
 		if err := checkMemberAddr(m); err != nil {
-			return fmt.Errorf("%s %q: %v", source, m, err)
+			return usagef("%s %q: %v", source, m, err)
 		}
 		found = found || m == listen
 	}
 	if !found {
-		return fmt.Errorf("%s %s does not include -listen %s (list every member, this one included, spelled as in its -listen)", source, strings.Join(members, ","), listen)
+		return usagef("%s %s does not include -listen %s (list every member, this one included, spelled as in its -listen)", source, strings.Join(members, ","), listen)
 	}
 	return nil
-}
-
-// readMembersFile reads a member list: host:port entries separated by
-// commas, spaces or newlines; '#' starts a comment that runs to the end
-// of its line. The file is bounded at 1 MiB.
-func readMembersFile(path string) ([]string, error) {
-	data, err := readSmallFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return parseMembers(data)
 }
 
 // readSmallFile reads a configuration file that SIGHUP may re-read
@@ -223,37 +199,9 @@ func readSmallFile(path string) ([]byte, error) {
 	return data, nil
 }
 
-// parseMembers splits a member list: entries separated by commas, spaces or
-// newlines, '#' comments to the end of the line.
-func parseMembers(data []byte) ([]string, error) {
-	var members []string
-	for _, line := range strings.Split(string(data), "\n") {
-		line, _, _ = strings.Cut(line, "#")
-		members = append(members, strings.FieldsFunc(line, func(r rune) bool {
-			return r == ',' || r == ' ' || r == '\t' || r == '\r'
-		})...)
-	}
-	if len(members) == 0 {
-		return nil, errors.New("lists no member")
-	}
-	return members, nil
-}
-
 // checkMemberAddr checks that a member address is host:port with a port
 // other than 0 (the address is the member's name: it must be dialable).
-func checkMemberAddr(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return err
-	}
-	if host == "" {
-		return errors.New("want host:port with a host other members can dial")
-	}
-	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
-		return errors.New("want a port between 1 and 65535")
-	}
-	return nil
-}
+var checkMemberAddr = membership.CheckAddr
 
 // loadMemberTLS reads the member's certificate, key and cluster CA, and
 // checks that the certificate is signed by the CA and valid for the host
@@ -335,6 +283,7 @@ func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready f
 	if cfg.deny != nil {
 		authorize = cfg.deny.authorize
 	}
+	cfg.members = firstMembers(ctx, cfg, log) // membership.go
 	p, err := peer.New(peer.Config{
 		Authorize:  authorize,
 		Self:       cfg.listen,
@@ -419,6 +368,13 @@ func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready f
 		ready(adminAddr, mcAddr)
 	}
 
+	mctx, stopMembership := context.WithCancel(ctx)
+	defer stopMembership()
+	membershipDone, reloadMembers, err := startMembership(mctx, cfg, p, reg, log) // membership.go
+	if err != nil {
+		return err
+	}
+	var serveErr error
 	var hup chan os.Signal // nil (never ready) without -members-file or -deny-file
 	if cfg.membersFile != "" || cfg.deny != nil {
 		hup = make(chan os.Signal, 1)
@@ -435,14 +391,22 @@ serve:
 				return fmt.Errorf("memcached face: %w", err)
 			}
 			break serve
+		case err := <-membershipDone:
+			serveErr = err
+			membershipDone = nil
+			break serve
 		case <-hup:
 			if cfg.deny != nil {
 				reloadDeny(p, cfg.deny, log)
 			}
 			if cfg.membersFile != "" {
-				reloadMembers(p, cfg, log)
+				reloadMembers()
 			}
 		}
+	}
+	stopMembership()
+	if membershipDone != nil {
+		<-membershipDone
 	}
 	if stopSignals != nil {
 		stopSignals()
@@ -465,29 +429,7 @@ serve:
 		log.Warn("closing the member", "err", err)
 	}
 	log.Info("tlsring peer stopped")
-	return nil
-}
-
-// reloadMembers re-reads -members-file and applies it; a file that does
-// not parse or check is logged and the current ring kept. A list without
-// this member is applied: the member then hands its entries off (and goes
-// on serving until stopped).
-func reloadMembers(p *peer.Peer, cfg *peerConfig, log *slog.Logger) {
-	members, err := readMembersFile(cfg.membersFile)
-	if err == nil {
-		for _, m := range members {
-			if err = checkMemberAddr(m); err != nil {
-				err = fmt.Errorf("member %q: %v", m, err)
-				break
-			}
-		}
-	}
-	if err != nil {
-		log.Error("SIGHUP: keeping the current members", "members_file", cfg.membersFile, "err", err)
-		return
-	}
-	log.Info("SIGHUP: applying members", "members_file", cfg.membersFile, "members", members)
-	p.SetMembers(members)
+	return serveErr
 }
 
 // reloadDeny re-reads -deny-file and closes connections of members whose
