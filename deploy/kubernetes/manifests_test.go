@@ -469,4 +469,3 @@ func serveSRV(t *testing.T, name, target string, port uint16) string {
 	})
 	return pc.LocalAddr().String()
 }
-
