@@ -180,6 +180,9 @@ func (d *DNS) query(ctx context.Context, name string, qtype uint16) ([]dns.RR, e
 		}
 		return nil, failf("network", "%s %s: asking %s: %v", name, qs, d.server, err)
 	}
+	if len(r.Question) != 1 || r.Question[0].Qtype != qtype || !strings.EqualFold(r.Question[0].Name, m.Question[0].Name) {
+		return nil, failf("mismatch", "%s %s: %s answered another question", name, qs, d.server)
+	}
 	switch r.Rcode {
 	case dns.RcodeSuccess:
 		return r.Answer, nil
