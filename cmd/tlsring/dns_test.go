@@ -107,10 +107,10 @@ func freePortOn(t *testing.T, ips []string) int {
 // TestDNSMembership: three members found through DNS hold 3,000 sessions;
 // the answer grows to five (and the two new members start): every member
 // follows, every session is found (at least 99%) and every member holds
-// its share. The resolver fails for longer than the grace period: the ring
-// keeps its members. Then one member is stopped and dropped from the
-// answer: after the grace period the ring is four, with every session
-// found again.
+// its share. A member missing from one answer (a flap), and a resolver
+// failing for longer than the grace period, move nothing. Then one member
+// is stopped and dropped from the answer: after the grace period the ring
+// is four, with every session found again.
 func TestDNSMembership(t *testing.T) {
 	bin := tlsringBinary(t)
 	dir := t.TempDir()
@@ -122,7 +122,7 @@ func TestDNSMembership(t *testing.T) {
 	zone := &dnsZone{name: "ring.tlsring.test."}
 	zone.set(ips[:3], false)
 	server := startZone(t, zone)
-	const grace = 3 * time.Second
+	const grace = 5 * time.Second
 	procs := make([]*peerProc, len(ips))
 	for i, ip := range ips {
 		name := fmt.Sprintf("n%d", i)
@@ -187,6 +187,27 @@ func TestDNSMembership(t *testing.T) {
 		t.Fatalf("%d of %d sessions found after the ring grew, want at least 99%%", found, len(keys))
 	}
 
+	sumOver := func(name string, match ...string) (total float64) {
+		for _, pp := range procs {
+			total += metric(t, "http://"+pp.admin+"/metrics", name, match...)
+		}
+		return total
+	}
+	rebalances := sumOver("tlsring_peer_rebalances_total")
+
+	// A flap: a member missing from one answer and back in the next is
+	// reported down, then up, and moves nothing.
+	zone.set(slices.Delete(slices.Clone(ips), 2, 3), false)
+	waitFor(t, 20*time.Second, "a member to see the flap", func() (bool, string) {
+		n := sumOver("tlsring_membership_members", "state", "leaving")
+		return n > 0, fmt.Sprint("leaving ", n)
+	})
+	zone.set(ips, false)
+	waitFor(t, 20*time.Second, "the flap to be damped", func() (bool, string) {
+		leaving, damped := sumOver("tlsring_membership_members", "state", "leaving"), sumOver("tlsring_membership_flaps_damped_total")
+		return leaving == 0 && damped > 0, fmt.Sprint("leaving ", leaving, " damped ", damped)
+	})
+
 	// The resolver fails for longer than the grace period: nothing moves.
 	zone.set(ips, true)
 	waitFor(t, 20*time.Second, "every member to count failed DNS polls", func() (bool, string) {
@@ -201,6 +222,9 @@ func TestDNSMembership(t *testing.T) {
 	})
 	time.Sleep(grace + time.Second) // the scenario: a resolver failing past the grace period
 	ringSize(procs, 5)
+	if n, leaves := sumOver("tlsring_peer_rebalances_total"), sumOver("tlsring_membership_leaves_total"); n != rebalances || leaves != 0 {
+		t.Fatalf("a flap and a failing resolver caused %v rebalances and %v leaves, want none", n-rebalances, leaves)
+	}
 
 	// Shrink: one member stops and leaves the answer.
 	gone, rest := procs[4], procs[:4]
