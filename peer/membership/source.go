@@ -1,9 +1,8 @@
-// Package membership finds a ring's members and feeds them to a peer.
-//
-// This file is the contract between the sources (static list, members file,
-// DNS, gossip) and the code that applies their answers to a ring: a Source
-// reports the full member list each time it changes, and a source that knows
-// liveness (gossip) reports it through Liveness.
+// The contract between the sources (static list, members file, DNS,
+// gossip) and the code that applies their answers to a ring: a Source
+// reports the full member list each time it changes, and a source that
+// knows liveness (gossip) reports it through Liveness.
+
 package membership
 
 import "context"
