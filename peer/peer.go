@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tlsring/tlsring/peer/membership"
 	"github.com/tlsring/tlsring/peer/store"
 	"github.com/tlsring/tlsring/ring"
 	"github.com/tlsring/tlsring/transport"
@@ -121,20 +122,32 @@ type Config struct {
 	// that does not finish in time is retried. 0 = DefaultTransferTimeout
 	// (10 s).
 	TransferTimeout time.Duration
+	// Membership, if set, is followed for the member list from New until
+	// Leave or Close (follow.go): its lists are applied with SetMembers,
+	// damped by package membership (a member that appears joins at once;
+	// one gone from the source is reported down and leaves the ring only
+	// after MembershipGrace). Its metrics go to Registerer. nil = Members,
+	// changed by SetMembers only.
+	Membership membership.Source
+	// MembershipGrace is how long a member gone from Membership stays in
+	// the ring before its ranges move. 0 = membership.DefaultGrace (30 s);
+	// negative = none.
+	MembershipGrace time.Duration
 }
 
 // Peer is a ring member. Its methods are safe for concurrent use.
 type Peer struct {
-	cfg     Config
-	self    string
-	log     *slog.Logger
-	store   *store.Store
-	tr      transport.Transport
-	ring    atomic.Pointer[ring.Ring]
-	health  *health
-	hints   *hints
-	hosts   atomic.Pointer[memberHosts] // hosts of the ring authorize last saw
-	metrics *metrics
+	cfg       Config
+	self      string
+	log       *slog.Logger
+	store     *store.Store
+	tr        transport.Transport
+	ring      atomic.Pointer[ring.Ring]
+	health    *health
+	hints     *hints
+	hosts     atomic.Pointer[memberHosts] // hosts of the ring authorize last saw
+	metrics   *metrics
+	following *following // Config.Membership's follower, if any (follow.go)
 
 	transferMu     sync.Mutex
 	transfer       *transferState     // the last started state transfer
@@ -261,6 +274,10 @@ func New(cfg Config) (*Peer, error) {
 		}
 	}()
 	p.startTransfer(r)
+	if err := p.startFollowing(); err != nil {
+		p.Close()
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -312,6 +329,7 @@ func (p *Peer) Close() error {
 		if p.cfg.Registerer != nil {
 			p.cfg.Registerer.Unregister(p.metrics)
 		}
+		p.unregisterFollowing()
 	})
 	return err
 }

@@ -108,9 +108,9 @@ func (p *Peer) WaitRebalance(ctx context.Context) error {
 	}
 }
 
-// Leave prepares a graceful stop, within ctx: it lets a running rebalance
-// finish and delivers the delayed writes this member holds for members that
-// answer again. It copies no entries: every entry has another copy, reads
+// Leave prepares a graceful stop, within ctx: it stops following
+// Config.Membership, lets a running rebalance finish and delivers the
+// delayed writes this member holds for members that answer again. It copies no entries: every entry has another copy, reads
 // fall over to it at once when this member's connections close, and when
 // this member comes back (a restart at the same address, as in a rolling
 // restart) it pulls its entries back by state transfer; wait for it to be
@@ -121,6 +121,7 @@ func (p *Peer) Leave(ctx context.Context) error {
 	if err := p.begin(); err != nil {
 		return err
 	}
+	p.stopFollowing() // Config.Membership changes the ring no more
 	err := p.WaitRebalance(ctx)
 	for _, m := range p.hints.pending() {
 		if p.health.isDown(m) {

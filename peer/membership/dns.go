@@ -74,6 +74,17 @@ func failf(reason, format string, args ...any) error {
 	return &dnsError{reason: reason, err: fmt.Errorf("membership: dns: "+format, args...)}
 }
 
+// UseMetrics makes the source count its errors on m unless it has
+// Metrics already; Follow calls it.
+func (x *DNS) UseMetrics(m *Metrics) {
+	if x.Metrics == nil {
+		x.Metrics = m
+	}
+}
+
+// SourceName returns "dns", the source's name in logs and metrics.
+func (*DNS) SourceName() string { return "dns" }
+
 // Check checks Name and Server and finds the resolver; Resolve and Run
 // call it.
 func (d *DNS) Check() error {

@@ -24,7 +24,7 @@ type Config struct {
 	Self    string   // this member's address, as in the source's lists
 	Members []string // the ring's members now, as the Target has them
 	// Source names the source in logs and metrics: static, file, dns,
-	// gossip.
+	// gossip. "" = the source's SourceName method's answer, if it has one.
 	Source string
 	// Grace is how long a member gone from the source stays in the ring
 	// before its ranges move. 0 = DefaultGrace; negative = no grace
@@ -44,7 +44,9 @@ var ErrGone = errors.New("membership: gone from the membership source; leaves th
 
 // Follow runs src and applies the ring it implies to t, with damping, until
 // ctx ends (it returns ctx.Err()) or src stops with an error (returned).
-// It calls t.SetMembers from its own goroutine only.
+// It calls t.SetMembers from its own goroutine only. A source with a
+// UseMetrics(*Metrics) method (File, DNS) is given cfg.Metrics first, to
+// count its errors.
 func Follow(ctx context.Context, src Source, t Target, cfg Config) error {
 	grace := cfg.Grace
 	switch {
@@ -52,6 +54,12 @@ func Follow(ctx context.Context, src Source, t Target, cfg Config) error {
 		grace = DefaultGrace
 	case grace < 0:
 		grace = 0
+	}
+	if n, ok := src.(interface{ SourceName() string }); ok && cfg.Source == "" {
+		cfg.Source = n.SourceName()
+	}
+	if m, ok := src.(interface{ UseMetrics(*Metrics) }); ok && cfg.Metrics != nil {
+		m.UseMetrics(cfg.Metrics)
 	}
 	log := cfg.Logger
 	if log == nil {

@@ -20,6 +20,9 @@ import (
 // Static is a member list that never changes.
 type Static []string
 
+// SourceName returns "static", the source's name in logs and metrics.
+func (Static) SourceName() string { return "static" }
+
 // Run reports the list once and waits for ctx to end.
 func (s Static) Run(ctx context.Context, update func(members []string)) error {
 	update(Normalize(s))
@@ -36,6 +39,17 @@ type File struct {
 	Logger  *slog.Logger // nil = slog.Default()
 	Metrics *Metrics     // nil = not counted
 }
+
+// UseMetrics makes the source count its errors on m unless it has
+// Metrics already; Follow calls it.
+func (x *File) UseMetrics(m *Metrics) {
+	if x.Metrics == nil {
+		x.Metrics = m
+	}
+}
+
+// SourceName returns "file", the source's name in logs and metrics.
+func (*File) SourceName() string { return "file" }
 
 // Run reads the file when Reload receives and reports its list when it
 // changed, until ctx ends.
