@@ -101,6 +101,17 @@ type Config struct {
 	// Registerer receives the member's Prometheus metrics. nil = not
 	// registered (they are still kept, see Peer.Collector).
 	Registerer prometheus.Registerer
+	// Membership, if set, is followed for the member list from New until
+	// Leave or Close (follow.go): its lists are applied with SetMembers,
+	// damped by package membership (a member that appears joins at once;
+	// one gone from the source is reported down and leaves the ring only
+	// after MembershipGrace). Its metrics go to Registerer. nil = Members,
+	// changed by SetMembers only.
+	Membership membership.Source
+	// MembershipGrace is how long a member gone from Membership stays in
+	// the ring before its ranges move. 0 = membership.DefaultGrace (30 s);
+	// negative = none.
+	MembershipGrace time.Duration
 	// Now is the clock for TTLs. nil = time.Now.
 	Now func() time.Time
 	// HintBytes bounds the delayed writes kept for members that could not
@@ -122,31 +133,21 @@ type Config struct {
 	// that does not finish in time is retried. 0 = DefaultTransferTimeout
 	// (10 s).
 	TransferTimeout time.Duration
-	// Membership, if set, is followed for the member list from New until
-	// Leave or Close (follow.go): its lists are applied with SetMembers,
-	// damped by package membership (a member that appears joins at once;
-	// one gone from the source is reported down and leaves the ring only
-	// after MembershipGrace). Its metrics go to Registerer. nil = Members,
-	// changed by SetMembers only.
-	Membership membership.Source
-	// MembershipGrace is how long a member gone from Membership stays in
-	// the ring before its ranges move. 0 = membership.DefaultGrace (30 s);
-	// negative = none.
-	MembershipGrace time.Duration
 }
 
 // Peer is a ring member. Its methods are safe for concurrent use.
 type Peer struct {
-	cfg       Config
-	self      string
-	log       *slog.Logger
-	store     *store.Store
-	tr        transport.Transport
-	ring      atomic.Pointer[ring.Ring]
-	health    *health
-	hints     *hints
-	hosts     atomic.Pointer[memberHosts] // hosts of the ring authorize last saw
-	metrics   *metrics
+	cfg     Config
+	self    string
+	log     *slog.Logger
+	store   *store.Store
+	tr      transport.Transport
+	ring    atomic.Pointer[ring.Ring]
+	health  *health
+	hints   *hints
+	hosts   atomic.Pointer[memberHosts] // hosts of the ring authorize last saw
+	metrics *metrics
+
 	following *following // Config.Membership's follower, if any (follow.go)
 
 	transferMu     sync.Mutex

@@ -1,7 +1,7 @@
 // membership.go: `tlsring peer -membership static|file|dns|gossip`: which
 // source the ring's members come from, the flags of each, the first member
-// list (read before the member starts), and the source the member follows
-// with damping (peer.Config.Membership, package peer/membership).
+// list (read before the member starts), and the goroutine that follows the
+// source with damping (peer/membership).
 
 package main
 
@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tlsring/tlsring/peer"
 	"github.com/tlsring/tlsring/peer/membership"
 )
 
@@ -152,11 +154,19 @@ func firstMembers(ctx context.Context, cfg *peerConfig, log *slog.Logger) []stri
 	return []string{cfg.listen}
 }
 
-// membershipSource returns the configured source, for peer.Config's
-// Membership, and reload, which re-reads a members file (SIGHUP).
-func membershipSource(cfg *peerConfig, log *slog.Logger) (src membership.Source, reload func()) {
+// startMembership follows the configured source in the background,
+// applying its lists to p. reload re-reads a members file (SIGHUP); done
+// receives Follow's result once ctx ends or the source fails.
+func startMembership(ctx context.Context, cfg *peerConfig, p *peer.Peer, reg prometheus.Registerer, log *slog.Logger) (done <-chan error, reload func(), err error) {
+	metrics := membership.NewMetrics(cfg.listen)
+	if err := reg.Register(metrics); err != nil {
+		return nil, nil, fmt.Errorf("membership metrics: %w", err)
+	}
+	var src membership.Source
 	reload = func() {}
 	switch cfg.membership.mode {
+	case "static":
+		src = membership.Static(cfg.members)
 	case "file":
 		kick := make(chan struct{}, 1)
 		reload = func() {
@@ -165,12 +175,21 @@ func membershipSource(cfg *peerConfig, log *slog.Logger) (src membership.Source,
 			default: // a re-read is pending already
 			}
 		}
-		return &membership.File{Path: cfg.membersFile, Reload: kick, Logger: log}, reload
+		src = &membership.File{Path: cfg.membersFile, Reload: kick, Logger: log, Metrics: metrics}
 	case "dns":
 		d := cfg.membership.dns
-		d.Logger = log
-		return d, reload
+		d.Logger, d.Metrics = log, metrics
+		src = d
 	default:
-		return membership.Static(cfg.members), reload
+		return nil, nil, fmt.Errorf("membership %q has no source", cfg.membership.mode)
 	}
+	liveness, _ := any(p).(membership.Liveness) // a peer that takes liveness from its sources
+	ch := make(chan error, 1)
+	go func() {
+		ch <- membership.Follow(ctx, src, p, membership.Config{
+			Self: cfg.listen, Members: p.Members(), Source: cfg.membership.mode,
+			Grace: cfg.membership.grace, Liveness: liveness, Logger: log, Metrics: metrics,
+		})
+	}()
+	return ch, reload, nil
 }

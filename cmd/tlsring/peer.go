@@ -283,19 +283,16 @@ func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready f
 	if cfg.deny != nil {
 		authorize = cfg.deny.authorize
 	}
-	cfg.members = firstMembers(ctx, cfg, log)           // membership.go
-	source, reloadMembers := membershipSource(cfg, log) // membership.go
+	cfg.members = firstMembers(ctx, cfg, log) // membership.go
 	p, err := peer.New(peer.Config{
-		Authorize:       authorize,
-		Self:            cfg.listen,
-		Members:         cfg.members,
-		TLS:             cfg.tls,
-		MaxBytes:        cfg.maxBytes,
-		Logger:          log,
-		Registerer:      reg,
-		QUIC:            transport.QUICConfig{Metrics: trMetrics},
-		Membership:      source,
-		MembershipGrace: cfg.membership.grace,
+		Authorize:  authorize,
+		Self:       cfg.listen,
+		Members:    cfg.members,
+		TLS:        cfg.tls,
+		MaxBytes:   cfg.maxBytes,
+		Logger:     log,
+		Registerer: reg,
+		QUIC:       transport.QUICConfig{Metrics: trMetrics},
 	})
 	if err != nil {
 		return err
@@ -371,6 +368,13 @@ func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready f
 		ready(adminAddr, mcAddr)
 	}
 
+	mctx, stopMembership := context.WithCancel(ctx)
+	defer stopMembership()
+	membershipDone, reloadMembers, err := startMembership(mctx, cfg, p, reg, log) // membership.go
+	if err != nil {
+		return err
+	}
+	var serveErr error
 	var hup chan os.Signal // nil (never ready) without -members-file or -deny-file
 	if cfg.membersFile != "" || cfg.deny != nil {
 		hup = make(chan os.Signal, 1)
@@ -387,6 +391,10 @@ serve:
 				return fmt.Errorf("memcached face: %w", err)
 			}
 			break serve
+		case err := <-membershipDone:
+			serveErr = err
+			membershipDone = nil
+			break serve
 		case <-hup:
 			if cfg.deny != nil {
 				reloadDeny(p, cfg.deny, log)
@@ -395,6 +403,10 @@ serve:
 				reloadMembers()
 			}
 		}
+	}
+	stopMembership()
+	if membershipDone != nil {
+		<-membershipDone
 	}
 	if stopSignals != nil {
 		stopSignals()
@@ -417,7 +429,7 @@ serve:
 		log.Warn("closing the member", "err", err)
 	}
 	log.Info("tlsring peer stopped")
-	return nil
+	return serveErr
 }
 
 // reloadDeny re-reads -deny-file and closes connections of members whose
