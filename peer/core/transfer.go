@@ -1,0 +1,209 @@
+// State transfer scheduling: a member that starts, or is added back to the
+// ring, pulls its entries from every other member in TransferParts parts
+// each. The Core decides which parts each round asks, how long to wait
+// before retrying failed ones (backoff with jitter), and whether the
+// member still counts as transferring (readiness, and what a miss
+// answers); the driver asks for the parts.
+
+package core
+
+import (
+	"time"
+
+	"github.com/tlsring/tlsring/ring"
+)
+
+// Part is one part of one member's share of a state transfer.
+type Part struct {
+	Member string `json:"member"`
+	Part   int    `json:"part"`
+}
+
+type transfer struct {
+	gen     uint64
+	ring    *ring.Ring
+	jobs    []Part // the next round's parts
+	retry   []Part // this round's parts to retry
+	left    map[string]int
+	pending map[string]string // member -> why its share is not in ("": not answered yet)
+	waiting int               // members in pending not marked down
+	attempt int
+	backoff time.Duration
+	started time.Time
+	took    time.Duration
+	done    bool
+
+	transferring bool // waiting > 0
+}
+
+// startTransfer starts generation gen+1 for r; c.mu is held (or c is new).
+func (c *Core) startTransfer(now time.Time, r *ring.Ring) {
+	t := &c.tr
+	gen := t.gen + 1
+	*t = transfer{gen: gen, ring: r, left: map[string]int{}, pending: map[string]string{},
+		backoff: TransferBackoffMin, started: now}
+	for _, m := range r.Members() {
+		if m == c.cfg.Self {
+			continue
+		}
+		for p := range TransferParts {
+			t.jobs = append(t.jobs, Part{m, p})
+		}
+		t.left[m] = TransferParts
+		t.pending[m] = ""
+		if _, d := c.down[m]; !d {
+			t.waiting++
+		}
+	}
+	t.done = len(t.jobs) == 0
+	t.transferring = t.waiting > 0
+}
+
+// updateTransferring recounts the members the transfer waits for; c.mu is
+// held. A member marked down does not hold readiness: it may never come
+// back.
+func (c *Core) updateTransferring() {
+	t := &c.tr
+	t.waiting = 0
+	for m := range t.pending {
+		if _, d := c.down[m]; !d {
+			t.waiting++
+		}
+	}
+	t.transferring = t.waiting > 0
+}
+
+// TransferGen returns the generation of the current state transfer (1 for
+// the one New starts; SetMembers starts the next).
+func (c *Core) TransferGen() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.tr.gen
+}
+
+// TransferRound returns the parts to ask for in the next round of transfer
+// gen: every part not in yet, except (after the first round) those of
+// members marked down, which wait for a probe to find them up. Report each
+// with TransferPartDone, then call TransferRoundEnd. It returns nothing
+// for a transfer that is done or was replaced.
+func (c *Core) TransferRound(now time.Time, gen uint64) []Part {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &c.tr
+	var parts []Part
+	if gen == t.gen && !t.done {
+		parts = make([]Part, 0, len(t.jobs))
+		for _, j := range t.jobs {
+			if _, d := c.down[j.Member]; d && t.attempt > 0 {
+				t.retry = append(t.retry, j)
+				continue
+			}
+			parts = append(parts, j)
+		}
+		t.jobs = nil
+	}
+	c.record(Event{Kind: KindTransferRound, At: now, Gen: gen}, Decision{Parts: parts})
+	return parts
+}
+
+// TransferPartDone records the end of one part's request: err is "" if the
+// member pushed the whole part, else why not (the part is retried next
+// round). It reports whether the member still counts as transferring.
+func (c *Core) TransferPartDone(now time.Time, gen uint64, p Part, err string) (transferring bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &c.tr
+	if gen == t.gen && !t.done {
+		if err != "" {
+			t.retry = append(t.retry, p)
+		} else {
+			t.left[p.Member]--
+		}
+		if _, pend := t.pending[p.Member]; pend {
+			if t.left[p.Member] == 0 {
+				delete(t.pending, p.Member)
+				if _, d := c.down[p.Member]; !d {
+					t.waiting-- // counted incrementally: 16 parts of 1000 members
+					t.transferring = t.waiting > 0
+				}
+			} else if err != "" {
+				t.pending[p.Member] = err
+			}
+		}
+	}
+	c.record(Event{Kind: KindTransferPartDone, At: now, Gen: gen, Part: p, Err: err}, Decision{Transferring: t.transferring})
+	return t.transferring
+}
+
+// TransferRoundEnd ends a round of transfer gen: Done if every part is
+// in, else Wait, how long to wait before the next round (wake early when a
+// member comes up: CallOK). Waits start at TransferBackoffMin and double
+// up to TransferBackoffMax, with full jitter, so members restarted together
+// do not retry in step.
+func (c *Core) TransferRoundEnd(now time.Time, gen uint64) Decision {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &c.tr
+	var d Decision
+	switch {
+	case gen != t.gen:
+	case t.done:
+		d.Done = true
+	default:
+		t.jobs, t.retry = t.retry, nil
+		t.attempt++
+		if len(t.jobs) == 0 {
+			t.done = true
+			t.took = now.Sub(t.started)
+			d.Done = true
+		} else {
+			d.Wait = c.jitter(t.backoff)
+			t.backoff = min(2*t.backoff, TransferBackoffMax)
+		}
+		c.updateTransferring()
+	}
+	d.Transferring = t.transferring
+	c.record(Event{Kind: KindTransferRoundEnd, At: now, Gen: gen}, d)
+	return d
+}
+
+// jitter returns a wait between half of b and b; c.mu is held.
+func (c *Core) jitter(b time.Duration) time.Duration {
+	return b/2 + time.Duration(c.rnd.Int64N(int64(b/2)+1))
+}
+
+// TransferStatus describes the current state transfer.
+type TransferStatus struct {
+	Gen          uint64
+	Transferring bool              // a miss may yet be filled: waiting for members not marked down
+	Pending      map[string]string // members whose share is not in, with the last error ("" if none yet)
+	Done         bool              // every part is in
+	Took         time.Duration     // how long it took, once Done
+}
+
+// Transfer returns the state of the current state transfer; Pending is
+// filled only while Transferring.
+func (c *Core) Transfer() TransferStatus {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	t := &c.tr
+	s := TransferStatus{Gen: t.gen, Transferring: t.transferring, Done: t.done, Took: t.took}
+	if t.transferring {
+		s.Pending = make(map[string]string, len(t.pending))
+		for m, e := range t.pending {
+			s.Pending[m] = e
+		}
+	}
+	return s
+}
+
+// PartOf is the transfer part of key: FNV-1a of the key modulo parts. It
+// must be the same in every member and every version.
+func PartOf(key []byte, parts int) int {
+	h := uint64(14695981039346656037)
+	for _, c := range key {
+		h ^= uint64(c)
+		h *= 1099511628211
+	}
+	return int(h % uint64(parts))
+}
