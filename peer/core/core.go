@@ -153,6 +153,9 @@ func New(cfg Config, now time.Time) (*Core, error) {
 	}
 	c.ring.Store(r)
 	c.startTransfer(now, r)
+	if sr, ok := cfg.Recorder.(StartRecorder); ok {
+		sr.Start(cfg, now)
+	}
 	return c, nil
 }
 

@@ -134,7 +134,11 @@ func (c *Core) Tick(now time.Time) Decision {
 	defer c.mu.Unlock()
 	var d Decision
 	if !now.Before(c.nextProbe) {
-		c.nextProbe = now.Add(c.cfg.ProbeInterval)
+		// The next round is the next point of a fixed grid (New's time plus
+		// multiples of ProbeInterval), so a driver ticking every
+		// ProbeInterval from just after New always finds a round due.
+		late := now.Sub(c.nextProbe)
+		c.nextProbe = c.nextProbe.Add((late/c.cfg.ProbeInterval + 1) * c.cfg.ProbeInterval)
 		for m := range c.down {
 			d.Probe = append(d.Probe, m)
 		}

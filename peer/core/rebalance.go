@@ -16,31 +16,44 @@ import (
 // and is in the new one (added back), a new state transfer starts:
 // StartTransfer, generation Gen.
 func (c *Core) SetMembers(now time.Time, members []string) Decision {
+	r, err := ring.New(members)
+	if err != nil {
+		d := Decision{Err: err.Error()}
+		if c.cfg.Recorder != nil {
+			c.mu.Lock()
+			c.record(Event{Kind: KindSetMembers, At: now, Members: members}, d)
+			c.mu.Unlock()
+		}
+		return d
+	}
+	return c.SetRing(now, r)
+}
+
+// SetRing is SetMembers with the ring already built (by the caller, who
+// then knows which ring took effect).
+func (c *Core) SetRing(now time.Time, r *ring.Ring) Decision {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var d Decision
-	r, err := ring.New(members)
-	if err != nil {
-		d.Err = err.Error()
-	} else {
-		old := c.ring.Swap(r)
-		for m := range c.down {
-			if !r.Contains(m) {
-				delete(c.down, m)
-			}
-		}
-		for m := range c.timeouts {
-			if !r.Contains(m) {
-				delete(c.timeouts, m)
-			}
-		}
-		c.forgetHints(r.Contains)
-		if r.Contains(c.cfg.Self) && !old.Contains(c.cfg.Self) {
-			c.startTransfer(now, r)
-			d.StartTransfer, d.Gen = true, c.tr.gen
+	old := c.ring.Swap(r)
+	for m := range c.down {
+		if !r.Contains(m) {
+			delete(c.down, m)
 		}
 	}
-	c.record(Event{Kind: KindSetMembers, At: now, Members: members}, d)
+	for m := range c.timeouts {
+		if !r.Contains(m) {
+			delete(c.timeouts, m)
+		}
+	}
+	c.forgetHints(r.Contains)
+	if r.Contains(c.cfg.Self) && !old.Contains(c.cfg.Self) {
+		c.startTransfer(now, r)
+		d.StartTransfer, d.Gen = true, c.tr.gen
+	} else {
+		c.updateTransferring()
+	}
+	c.record(Event{Kind: KindSetMembers, At: now, Members: r.Members()}, d)
 	return d
 }
 

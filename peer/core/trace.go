@@ -121,6 +121,14 @@ type Recorder interface {
 	Record(Step)
 }
 
+// StartRecorder is a Recorder that wants to know the Core it records: New
+// calls Start with the Core's Config (defaults filled in, Recorder aside)
+// and the time it was built at, before any Record.
+type StartRecorder interface {
+	Recorder
+	Start(cfg Config, now time.Time)
+}
+
 // Trace is a recorded run of one Core: its Config (Recorder aside), the
 // time it was built at, and every step. It encodes to JSON as is.
 type Trace struct {
@@ -136,11 +144,21 @@ type TraceRecorder struct {
 }
 
 // NewTraceRecorder returns a recorder for a Core built with cfg at start.
-// Pass it as cfg.Recorder.
+// Pass it as cfg.Recorder. New sets the trace's Config and Start itself
+// (Start), so zero values do: NewTraceRecorder(Config{}, time.Time{}).
 func NewTraceRecorder(cfg Config, start time.Time) *TraceRecorder {
+	r := &TraceRecorder{}
+	r.Start(cfg, start)
+	return r
+}
+
+// Start sets the trace's Config and start time, keeping the steps so far.
+func (r *TraceRecorder) Start(cfg Config, start time.Time) {
 	cfg.Recorder = nil
 	cfg.Members = slices.Clone(cfg.Members)
-	return &TraceRecorder{t: Trace{Config: cfg, Start: start}}
+	r.mu.Lock()
+	r.t.Config, r.t.Start = cfg, start
+	r.mu.Unlock()
 }
 
 // Record appends s.
