@@ -75,6 +75,11 @@ type Config struct {
 	// Recorder, if set, receives every event the Core applies and the
 	// decision it returned, in order.
 	Recorder Recorder `json:"-"`
+	// Ring, if set, is the initial ring, used instead of building one from
+	// Members (which New then sets from it): a simulator builds one ring
+	// for all its cores (rings are immutable; building one of 1000 members
+	// costs milliseconds).
+	Ring *ring.Ring `json:"-"`
 }
 
 func (cfg *Config) setDefaults() error {
@@ -135,14 +140,20 @@ func New(cfg Config, now time.Time) (*Core, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	r, err := ring.New(cfg.Members)
-	if err != nil {
-		return nil, fmt.Errorf("core: bad Config.Members: %w", err)
+	r := cfg.Ring
+	if r == nil {
+		var err error
+		if r, err = ring.New(cfg.Members); err != nil {
+			return nil, fmt.Errorf("core: bad Config.Members: %w", err)
+		}
+		cfg.Members = slices.Clone(cfg.Members)
+	} else {
+		cfg.Members = r.Members() // immutable, shared
+		cfg.Ring = nil
 	}
 	if !r.Contains(cfg.Self) {
 		return nil, fmt.Errorf("core: Config.Self %q is not in Config.Members", cfg.Self)
 	}
-	cfg.Members = slices.Clone(cfg.Members)
 	c := &Core{
 		cfg:       cfg,
 		rnd:       rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/tlsring/tlsring/ring"
 )
 
 // Kind names an event a Core applies.
@@ -187,8 +190,24 @@ func Replay(t Trace) error {
 	if err != nil {
 		return fmt.Errorf("core: replay: %w", err)
 	}
+	rings := map[string]*ring.Ring{} // built once per member list
 	for i, s := range t.Steps {
-		got := c.Step(s.Event)
+		var got Decision
+		if s.Event.Kind == KindSetMembers {
+			key := strings.Join(s.Event.Members, "\x00")
+			r, ok := rings[key]
+			if !ok {
+				r, _ = ring.New(s.Event.Members)
+				rings[key] = r
+			}
+			if r != nil {
+				got = c.SetRing(s.Event.At, r)
+			} else {
+				got = c.Step(s.Event)
+			}
+		} else {
+			got = c.Step(s.Event)
+		}
 		if !got.Equal(s.Decision) {
 			return fmt.Errorf("core: replay: step %d (%s at %s): decided %+v, recorded %+v",
 				i, s.Event.Kind, s.Event.At.Format(time.RFC3339Nano), got, s.Decision)
