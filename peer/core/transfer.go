@@ -8,6 +8,7 @@
 package core
 
 import (
+	"slices"
 	"time"
 
 	"github.com/tlsring/tlsring/ring"
@@ -19,14 +20,18 @@ type Part struct {
 	Part   int    `json:"part"`
 }
 
+// transfer is the state of one state transfer. Parts are kept as bit
+// masks per member (index as in the ring's sorted member list, which it
+// shares), so a core of a 1000-member ring holds a few kilobytes for it,
+// not 16,000 parts.
 type transfer struct {
 	gen     uint64
-	ring    *ring.Ring
-	jobs    []Part // the next round's parts
-	retry   []Part // this round's parts to retry
-	left    map[string]int
-	pending map[string]string // member -> why its share is not in ("": not answered yet)
-	waiting int               // members in pending not marked down
+	members []string          // the ring's members, sorted (shared; self's masks stay 0)
+	want    []uint16          // parts not in yet, by member
+	next    []uint16          // parts the next round asks for
+	retry   []uint16          // parts of this round to retry
+	errs    map[string]string // member -> why its last part failed
+	waiting int               // members with parts not in, not marked down
 	attempt int
 	backoff time.Duration
 	started time.Time
@@ -36,27 +41,23 @@ type transfer struct {
 	transferring bool // waiting > 0
 }
 
+const allParts = 1<<TransferParts - 1
+
 // startTransfer starts generation gen+1 for r; c.mu is held (or c is new).
 func (c *Core) startTransfer(now time.Time, r *ring.Ring) {
 	t := &c.tr
-	gen := t.gen + 1
-	*t = transfer{gen: gen, ring: r, left: map[string]int{}, pending: map[string]string{},
-		backoff: TransferBackoffMin, started: now}
-	for _, m := range r.Members() {
+	ms := r.Members()
+	*t = transfer{gen: t.gen + 1, members: ms, errs: map[string]string{},
+		want: make([]uint16, len(ms)), next: make([]uint16, len(ms)), retry: make([]uint16, len(ms)),
+		backoff: TransferBackoffMin, started: now, done: true}
+	for i, m := range ms {
 		if m == c.cfg.Self {
 			continue
 		}
-		for p := range TransferParts {
-			t.jobs = append(t.jobs, Part{m, p})
-		}
-		t.left[m] = TransferParts
-		t.pending[m] = ""
-		if _, d := c.down[m]; !d {
-			t.waiting++
-		}
+		t.want[i], t.next[i] = allParts, allParts
+		t.done = false
 	}
-	t.done = len(t.jobs) == 0
-	t.transferring = t.waiting > 0
+	c.updateTransferring()
 }
 
 // updateTransferring recounts the members the transfer waits for; c.mu is
@@ -65,9 +66,11 @@ func (c *Core) startTransfer(now time.Time, r *ring.Ring) {
 func (c *Core) updateTransferring() {
 	t := &c.tr
 	t.waiting = 0
-	for m := range t.pending {
-		if _, d := c.down[m]; !d {
-			t.waiting++
+	for i, w := range t.want {
+		if w != 0 {
+			if _, d := c.down[t.members[i]]; !d {
+				t.waiting++
+			}
 		}
 	}
 	t.transferring = t.waiting > 0
@@ -92,15 +95,22 @@ func (c *Core) TransferRound(now time.Time, gen uint64) []Part {
 	t := &c.tr
 	var parts []Part
 	if gen == t.gen && !t.done {
-		parts = make([]Part, 0, len(t.jobs))
-		for _, j := range t.jobs {
-			if _, d := c.down[j.Member]; d && t.attempt > 0 {
-				t.retry = append(t.retry, j)
+		for i, mask := range t.next {
+			if mask == 0 {
 				continue
 			}
-			parts = append(parts, j)
+			t.next[i] = 0
+			m := t.members[i]
+			if _, d := c.down[m]; d && t.attempt > 0 {
+				t.retry[i] |= mask // wait for a probe to find it up
+				continue
+			}
+			for p := range TransferParts {
+				if mask&(1<<p) != 0 {
+					parts = append(parts, Part{m, p})
+				}
+			}
 		}
-		t.jobs = nil
 	}
 	c.record(Event{Kind: KindTransferRound, At: now, Gen: gen}, Decision{Parts: parts})
 	return parts
@@ -113,21 +123,17 @@ func (c *Core) TransferPartDone(now time.Time, gen uint64, p Part, err string) (
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := &c.tr
-	if gen == t.gen && !t.done {
+	if i, ok := slices.BinarySearch(t.members, p.Member); ok && gen == t.gen && !t.done &&
+		p.Part >= 0 && p.Part < TransferParts && t.want[i] != 0 {
+		bit := uint16(1) << p.Part
 		if err != "" {
-			t.retry = append(t.retry, p)
-		} else {
-			t.left[p.Member]--
-		}
-		if _, pend := t.pending[p.Member]; pend {
-			if t.left[p.Member] == 0 {
-				delete(t.pending, p.Member)
-				if _, d := c.down[p.Member]; !d {
-					t.waiting-- // counted incrementally: 16 parts of 1000 members
-					t.transferring = t.waiting > 0
-				}
-			} else if err != "" {
-				t.pending[p.Member] = err
+			t.retry[i] |= bit
+			t.errs[p.Member] = err
+		} else if t.want[i] &^= bit; t.want[i] == 0 {
+			delete(t.errs, p.Member)
+			if _, d := c.down[p.Member]; !d {
+				t.waiting-- // counted incrementally: 16 parts of 1000 members
+				t.transferring = t.waiting > 0
 			}
 		}
 	}
@@ -150,9 +156,14 @@ func (c *Core) TransferRoundEnd(now time.Time, gen uint64) Decision {
 	case t.done:
 		d.Done = true
 	default:
-		t.jobs, t.retry = t.retry, nil
 		t.attempt++
-		if len(t.jobs) == 0 {
+		left := false
+		for i, r := range t.retry {
+			t.next[i] |= r
+			t.retry[i] = 0
+			left = left || t.next[i] != 0
+		}
+		if !left {
 			t.done = true
 			t.took = now.Sub(t.started)
 			d.Done = true
@@ -189,9 +200,11 @@ func (c *Core) Transfer() TransferStatus {
 	t := &c.tr
 	s := TransferStatus{Gen: t.gen, Transferring: t.transferring, Done: t.done, Took: t.took}
 	if t.transferring {
-		s.Pending = make(map[string]string, len(t.pending))
-		for m, e := range t.pending {
-			s.Pending[m] = e
+		s.Pending = map[string]string{}
+		for i, w := range t.want {
+			if w != 0 {
+				s.Pending[t.members[i]] = t.errs[t.members[i]]
+			}
 		}
 	}
 	return s
