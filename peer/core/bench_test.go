@@ -115,4 +115,3 @@ func BenchmarkTick1000(b *testing.B) {
 		c.Tick(now)
 	}
 }
-
