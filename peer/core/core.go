@@ -179,6 +179,11 @@ func (c *Core) Ring() *ring.Ring { return c.ring.Load() }
 // Self returns this member's name.
 func (c *Core) Self() string { return c.cfg.Self }
 
+// wallClock drops t's monotonic clock reading and location: a Core
+// computes with wall times in UTC only, so that a recorded trace (whose
+// times carry neither) replays to the same decisions.
+func wallClock(t time.Time) time.Time { return t.Round(0).UTC() }
+
 func (c *Core) record(ev Event, d Decision) {
 	if c.cfg.Recorder != nil {
 		c.cfg.Recorder.Record(Step{Event: ev.clone(), Decision: d.clone()})

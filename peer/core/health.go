@@ -19,6 +19,7 @@ type DownInfo struct {
 // was marked down and is up again: then deliver its delayed writes and wake
 // a state transfer waiting for it.
 func (c *Core) CallOK(now time.Time, member string) (up bool) {
+	now = wallClock(now)
 	c.mu.RLock()
 	_, was := c.down[member]
 	n := c.timeouts[member]
@@ -50,6 +51,7 @@ func (c *Core) markUp(member string) bool {
 // handshake's deadline is short and a busy member may answer a little late
 // without being dead. It reports whether member was marked down now.
 func (c *Core) CallFailed(now time.Time, member string, timedOut bool, err string) (markedDown bool) {
+	now = wallClock(now)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	markedDown = c.failed(now, member, timedOut, err)
@@ -84,6 +86,7 @@ func (c *Core) failed(now time.Time, member string, timedOut bool, err string) b
 // that changed member's state. There is one notion of down: a member so
 // marked is probed like any other and comes back on its first answer.
 func (c *Core) Liveness(now time.Time, member string, alive bool) (changed bool) {
+	now = wallClock(now)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if alive {
@@ -130,6 +133,7 @@ func (c *Core) NextTick() time.Time {
 // that was never marked down, or its first delivery can fail. A Tick before
 // the round is due returns nothing.
 func (c *Core) Tick(now time.Time) Decision {
+	now = wallClock(now)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var d Decision

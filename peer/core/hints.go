@@ -6,6 +6,7 @@
 package core
 
 import (
+	"encoding/json"
 	"slices"
 	"time"
 )
@@ -89,6 +90,8 @@ type hintStore struct {
 // It reports whether the write was kept: one that does not fit HintBytes
 // is dropped (and the older write of that key with it).
 func (c *Core) HintAdd(now time.Time, member string, key []byte, h Hint) (queued bool) {
+	now = wallClock(now)
+	h.Expires = wallClock(h.Expires)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	queued = c.hintAdd(member, string(key), h)
@@ -98,11 +101,13 @@ func (c *Core) HintAdd(now time.Time, member string, key []byte, h Hint) (queued
 
 // SetHintAt returns the Hint for a Set of value with ttl at now.
 func (c *Core) SetHintAt(now time.Time, value []byte, ttl time.Duration) Hint {
+	now = wallClock(now)
 	return Hint{Value: value, Expires: now.Add(ttl)}
 }
 
 // DeleteHintAt returns the Hint for a Delete at now.
 func (c *Core) DeleteHintAt(now time.Time) Hint {
+	now = wallClock(now)
 	return Hint{Del: true, Expires: now.Add(c.cfg.TombstoneTTL)}
 }
 
@@ -161,6 +166,7 @@ func (c *Core) HintsPending() []string {
 // no delayed writes; it reports whether the caller must now run it
 // (HintsTake, send, HintsReturn what failed, HintsDone).
 func (c *Core) HintsClaim(now time.Time, member string) (claimed bool) {
+	now = wallClock(now)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.hints.delivering[member] && len(c.hints.byMember[member]) > 0 {
@@ -173,6 +179,7 @@ func (c *Core) HintsClaim(now time.Time, member string) (claimed bool) {
 
 // HintsDone ends a delivery to member started by HintsClaim.
 func (c *Core) HintsDone(now time.Time, member string) {
+	now = wallClock(now)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.hints.delivering, member)
@@ -184,6 +191,7 @@ func (c *Core) HintsDone(now time.Time, member string) {
 // holds goes to the copies it has now instead (kept for the other members,
 // in Local for this one).
 func (c *Core) HintsTake(now time.Time, member string) Delivery {
+	now = wallClock(now)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var d Delivery
@@ -229,6 +237,7 @@ func (c *Core) HintsTake(now time.Time, member string) Delivery {
 // HintsReturn puts back the delayed writes of a delivery that did not go
 // out, unless a newer write of the key was kept meanwhile.
 func (c *Core) HintsReturn(now time.Time, member string, failed []HintEntry) {
+	now = wallClock(now)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m := c.hints.byMember[member]
@@ -240,6 +249,7 @@ func (c *Core) HintsReturn(now time.Time, member string, failed []HintEntry) {
 		if _, newer := m[e.Key]; newer {
 			continue
 		}
+		e.Hint.Expires = wallClock(e.Hint.Expires)
 		m[e.Key] = e.Hint
 		c.hints.bytes += hintCost(e.Key, e.Hint)
 	}
@@ -257,4 +267,49 @@ func (c *Core) forgetHints(keep func(string) bool) {
 		}
 		delete(c.hints.byMember, m)
 	}
+}
+
+// Keys are bytes, not text: HintEntry and SetHint encode theirs in JSON as
+// base64 ([]byte), so that a trace keeps them exactly.
+
+type hintEntryJSON struct {
+	Key  []byte `json:"key"`
+	Hint Hint   `json:"hint"`
+}
+
+// MarshalJSON encodes e with its key as base64.
+func (e HintEntry) MarshalJSON() ([]byte, error) {
+	return json.Marshal(hintEntryJSON{Key: []byte(e.Key), Hint: e.Hint})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes.
+func (e *HintEntry) UnmarshalJSON(b []byte) error {
+	var j hintEntryJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*e = HintEntry{Key: string(j.Key), Hint: j.Hint}
+	return nil
+}
+
+type setHintJSON struct {
+	Key     []byte        `json:"key"`
+	Value   []byte        `json:"value"`
+	TTL     time.Duration `json:"ttl"`
+	Expires time.Time     `json:"expires"`
+}
+
+// MarshalJSON encodes s with its key as base64.
+func (s SetHint) MarshalJSON() ([]byte, error) {
+	return json.Marshal(setHintJSON{Key: []byte(s.Key), Value: s.Value, TTL: s.TTL, Expires: s.Expires})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes.
+func (s *SetHint) UnmarshalJSON(b []byte) error {
+	var j setHintJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*s = SetHint{Key: string(j.Key), Value: j.Value, TTL: j.TTL, Expires: j.Expires}
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 // and is in the new one (added back), a new state transfer starts:
 // StartTransfer, generation Gen.
 func (c *Core) SetMembers(now time.Time, members []string) Decision {
+	now = wallClock(now)
 	r, err := ring.New(members)
 	if err != nil {
 		d := Decision{Err: err.Error()}
@@ -32,6 +33,7 @@ func (c *Core) SetMembers(now time.Time, members []string) Decision {
 // SetRing is SetMembers with the ring already built (by the caller, who
 // then knows which ring took effect).
 func (c *Core) SetRing(now time.Time, r *ring.Ring) Decision {
+	now = wallClock(now)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var d Decision
@@ -97,6 +99,7 @@ func (c *Core) Plan(from, to *ring.Ring, key []byte, dst []string) (send []strin
 // the backoff to pass for the next one: from RebalanceBackoffMin doubling
 // to RebalanceBackoffMax, jittered between half and all of it.
 func (c *Core) RebalanceBackoff(now time.Time, backoff time.Duration) (wait, next time.Duration) {
+	now = wallClock(now)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if backoff <= 0 {

@@ -101,6 +101,7 @@ const (
 // deleted (tombstoned). A Take relies on a tombstone's answer being not
 // found: that is what lets only one of two racing Takes win.
 func (c *Core) Miss(now time.Time, key []byte, tombstoned bool) MissAnswer {
+	now = wallClock(now)
 	c.mu.RLock()
 	a := MissNotFound
 	if c.tr.transferring && !tombstoned {

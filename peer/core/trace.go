@@ -3,6 +3,7 @@
 package core
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
@@ -209,8 +210,10 @@ func Replay(t Trace) error {
 			got = c.Step(s.Event)
 		}
 		if !got.Equal(s.Decision) {
-			return fmt.Errorf("core: replay: step %d (%s at %s): decided %+v, recorded %+v",
-				i, s.Event.Kind, s.Event.At.Format(time.RFC3339Nano), got, s.Decision)
+			gotJSON, _ := json.Marshal(got)
+			wantJSON, _ := json.Marshal(s.Decision)
+			return fmt.Errorf("core: replay: step %d (%s at %s): decided %s, recorded %s",
+				i, s.Event.Kind, s.Event.At.Format(time.RFC3339Nano), gotJSON, wantJSON)
 		}
 	}
 	return nil

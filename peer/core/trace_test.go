@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +21,10 @@ func randomRun(t testing.TB, seed uint64, n int) Trace {
 	rnd := rand.New(rand.NewPCG(seed, 1))
 	ms := members(6)
 	rec := NewTraceRecorder(Config{}, time.Time{})
-	c := newCore(t, Config{Self: ms[0], Members: ms, Seed: seed, Recorder: rec, HintBytes: 4000})
+	c, err := New(Config{Self: ms[0], Members: ms, Seed: seed, Recorder: rec, HintBytes: 4000}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
 	rings := make([]*ring.Ring, len(ms))
 	for k := range rings {
 		// rings[0]: without this member; rings[1]: everyone; rings[k]: this
@@ -33,13 +37,15 @@ func randomRun(t testing.TB, seed uint64, n int) Trace {
 			rings[k], _ = ring.New(append(ms[:1:1], ms[k:]...))
 		}
 	}
-	now := t0
+	// A wall clock reading, as the real member passes: it has a monotonic
+	// reading and a location, which a JSON trace does not keep.
+	now := time.Now()
 	gen := uint64(1)
 	var parts []Part
 	for range n {
 		now = now.Add(time.Duration(rnd.IntN(50)) * time.Millisecond)
 		m := ms[rnd.IntN(len(ms))]
-		key := fmt.Appendf(nil, "k%d", rnd.IntN(30))
+		key := []byte{0xff, byte(rnd.IntN(30)), 0xc3} // not UTF-8: keys are bytes
 		switch rnd.IntN(14) {
 		case 0:
 			c.Route(RouteKind(1+rnd.IntN(3)), key)
@@ -76,8 +82,12 @@ func randomRun(t testing.TB, seed uint64, n int) Trace {
 			c.HintsClaim(now, m)
 		case 9:
 			d := c.HintsTake(now, m)
-			if len(d.Sets) > 0 && rnd.IntN(2) == 0 {
-				c.HintsReturn(now, m, []HintEntry{d.Sets[0].Entry()})
+			if rnd.IntN(2) == 0 {
+				failed := slices.Clone(d.Deletes)
+				for _, s := range d.Sets {
+					failed = append(failed, s.Entry())
+				}
+				c.HintsReturn(now, m, failed)
 			}
 			c.HintsDone(now, m)
 		case 10:

@@ -90,6 +90,7 @@ func (c *Core) TransferGen() uint64 {
 // with TransferPartDone, then call TransferRoundEnd. It returns nothing
 // for a transfer that is done or was replaced.
 func (c *Core) TransferRound(now time.Time, gen uint64) []Part {
+	now = wallClock(now)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := &c.tr
@@ -120,6 +121,7 @@ func (c *Core) TransferRound(now time.Time, gen uint64) []Part {
 // member pushed the whole part, else why not (the part is retried next
 // round). It reports whether the member still counts as transferring.
 func (c *Core) TransferPartDone(now time.Time, gen uint64, p Part, err string) (transferring bool) {
+	now = wallClock(now)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := &c.tr
@@ -147,6 +149,7 @@ func (c *Core) TransferPartDone(now time.Time, gen uint64, p Part, err string) (
 // up to TransferBackoffMax, with full jitter, so members restarted together
 // do not retry in step.
 func (c *Core) TransferRoundEnd(now time.Time, gen uint64) Decision {
+	now = wallClock(now)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	t := &c.tr
