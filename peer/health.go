@@ -122,14 +122,26 @@ func (h *health) probeLoop() {
 	}
 }
 
-// liveness applies an external source's word on m to the core.
-func (h *health) liveness(m string, alive bool) {
-	if !h.p.core.Liveness(time.Now(), m, alive) {
+// liveness applies an external source's word on m to the core (see
+// core.Liveness): alive, or down for reason (nil: no reason given). A
+// membership source's MemberDown and MemberUp come here.
+func (h *health) liveness(m string, alive bool, reason error) {
+	var changed bool
+	if alive {
+		changed = h.p.core.Liveness(time.Now(), m, true)
+	} else {
+		why := ""
+		if reason != nil {
+			why = reason.Error()
+		}
+		changed = h.p.core.LivenessDown(time.Now(), m, why)
+	}
+	if !changed {
 		return
 	}
 	if alive {
 		h.up(m)
 	} else {
-		h.p.log.Warn("member marked down by the liveness source", "peer", m)
+		h.p.log.Warn("member marked down by the liveness source", "peer", m, "err", reason)
 	}
 }

@@ -68,6 +68,11 @@ type Config struct {
 	// HintBytes bounds the delayed writes kept (keys, values and
 	// HintOverhead each).
 	HintBytes int64 `json:"hint_bytes"`
+	// ExternalLiveness makes Liveness events (an external membership
+	// source, such as gossip) the only judge of which members are down:
+	// call outcomes no longer mark members down or up, and Tick probes
+	// nobody.
+	ExternalLiveness bool `json:"external_liveness,omitempty"`
 	// Seed seeds the Core's only random source (the jitter of transfer and
 	// rebalance retries). The same seed and events give the same
 	// decisions.

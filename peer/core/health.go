@@ -24,13 +24,15 @@ func (c *Core) CallOK(now time.Time, member string) (up bool) {
 	_, was := c.down[member]
 	n := c.timeouts[member]
 	c.mu.RUnlock()
-	if !was && n == 0 && c.cfg.Recorder == nil {
+	if (c.cfg.ExternalLiveness || !was && n == 0) && c.cfg.Recorder == nil {
 		return false // the common case: no write lock
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	up = c.markUp(member)
-	delete(c.timeouts, member)
+	if !c.cfg.ExternalLiveness {
+		up = c.markUp(member)
+		delete(c.timeouts, member)
+	}
 	c.record(Event{Kind: KindCallOK, At: now, Member: member}, Decision{Changed: up})
 	return up
 }
@@ -54,7 +56,9 @@ func (c *Core) CallFailed(now time.Time, member string, timedOut bool, err strin
 	now = wallClock(now)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	markedDown = c.failed(now, member, timedOut, err)
+	if !c.cfg.ExternalLiveness {
+		markedDown = c.failed(now, member, timedOut, err)
+	}
 	c.record(Event{Kind: KindCallFailed, At: now, Member: member, TimedOut: timedOut, Err: err}, Decision{Changed: markedDown})
 	return markedDown
 }
@@ -84,8 +88,22 @@ func (c *Core) failed(now time.Time, member string, timedOut bool, err string) b
 // gossip layer) says about member: alive false marks it down now, alive
 // true marks it up again, as a call's answer would. It reports whether
 // that changed member's state. There is one notion of down: a member so
-// marked is probed like any other and comes back on its first answer.
+// marked is probed like any other and comes back on its first answer
+// (unless Config.ExternalLiveness makes the source the only judge).
 func (c *Core) Liveness(now time.Time, member string, alive bool) (changed bool) {
+	return c.liveness(now, member, alive, "")
+}
+
+// LivenessDown is Liveness(now, member, false) with the source's reason,
+// which readiness shows.
+func (c *Core) LivenessDown(now time.Time, member, reason string) (changed bool) {
+	return c.liveness(now, member, false, reason)
+}
+
+// livenessReason is the reason of a Liveness down without one.
+const livenessReason = "marked down by the liveness source"
+
+func (c *Core) liveness(now time.Time, member string, alive bool, reason string) (changed bool) {
 	now = wallClock(now)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -93,9 +111,13 @@ func (c *Core) Liveness(now time.Time, member string, alive bool) (changed bool)
 		changed = c.markUp(member)
 		delete(c.timeouts, member)
 	} else {
-		changed = c.failed(now, member, false, "marked down by the liveness source")
+		why := reason
+		if why == "" {
+			why = livenessReason
+		}
+		changed = c.failed(now, member, false, why)
 	}
-	c.record(Event{Kind: KindLiveness, At: now, Member: member, Alive: alive}, Decision{Changed: changed})
+	c.record(Event{Kind: KindLiveness, At: now, Member: member, Alive: alive, Err: reason}, Decision{Changed: changed})
 	return changed
 }
 
@@ -143,10 +165,12 @@ func (c *Core) Tick(now time.Time) Decision {
 		// ProbeInterval from just after New always finds a round due.
 		late := now.Sub(c.nextProbe)
 		c.nextProbe = c.nextProbe.Add((late/c.cfg.ProbeInterval + 1) * c.cfg.ProbeInterval)
-		for m := range c.down {
-			d.Probe = append(d.Probe, m)
+		if !c.cfg.ExternalLiveness {
+			for m := range c.down {
+				d.Probe = append(d.Probe, m)
+			}
+			slices.Sort(d.Probe)
 		}
-		slices.Sort(d.Probe)
 		for m, hs := range c.hints.byMember {
 			if _, isDown := c.down[m]; len(hs) > 0 && !isDown && !c.hints.delivering[m] {
 				d.Deliver = append(d.Deliver, m)

@@ -110,3 +110,33 @@ func TestProbeSchedule(t *testing.T) {
 		t.Fatal("a second tick in one round probes again")
 	}
 }
+
+func TestExternalLiveness(t *testing.T) {
+	ms := members(3)
+	x := ms[1]
+	c := newCore(t, Config{Self: ms[0], Members: ms, ExternalLiveness: true, DownAfter: 1})
+	if c.CallFailed(t0, x, false, "refused") || c.CallFailed(t0, x, true, "timeout") || c.IsDown(x) {
+		t.Fatal("with external liveness, calls must not mark members down")
+	}
+	if !c.LivenessDown(t0, x, "gossip: suspect") || !c.IsDown(x) || c.Down()[x].Err != "gossip: suspect" {
+		t.Fatalf("the source marks down, with its reason: %+v", c.Down())
+	}
+	if c.CallOK(t0, x) || !c.IsDown(x) {
+		t.Fatal("with external liveness, an answer must not mark a member up")
+	}
+	if d := c.Tick(t0.Add(time.Hour)); d.Probe != nil {
+		t.Fatalf("with external liveness, no probes: %v", d.Probe)
+	}
+	if !c.Liveness(t0, x, true) || c.IsDown(x) {
+		t.Fatal("the source marks up")
+	}
+	// Without it, a liveness down is probed and ended by an answer.
+	c = newCore(t, Config{Self: ms[0], Members: ms})
+	c.LivenessDown(t0, x, "")
+	if c.Down()[x].Err != livenessReason {
+		t.Fatalf("default reason: %+v", c.Down()[x])
+	}
+	if d := c.Tick(t0.Add(time.Hour)); !slices.Equal(d.Probe, []string{x}) {
+		t.Fatalf("probe %v", d.Probe)
+	}
+}

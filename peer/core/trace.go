@@ -23,7 +23,7 @@ const (
 	KindRoute            Kind = iota + 1 // Route: Route, Key -> Order, Up
 	KindCallOK                           // CallOK: Member -> Changed (it was down and is up again)
 	KindCallFailed                       // CallFailed: Member, TimedOut, Err -> Changed (marked down now)
-	KindLiveness                         // Liveness: Member, Alive -> Changed
+	KindLiveness                         // Liveness, LivenessDown: Member, Alive, Err (the reason) -> Changed
 	KindTick                             // Tick -> Probe, Deliver
 	KindMiss                             // Miss: Key, Tombstoned -> Miss
 	KindSetMembers                       // SetMembers: Members -> Err, StartTransfer, Gen
@@ -232,7 +232,7 @@ func (c *Core) Step(ev Event) Decision {
 	case KindCallFailed:
 		return Decision{Changed: c.CallFailed(ev.At, ev.Member, ev.TimedOut, ev.Err)}
 	case KindLiveness:
-		return Decision{Changed: c.Liveness(ev.At, ev.Member, ev.Alive)}
+		return Decision{Changed: c.liveness(ev.At, ev.Member, ev.Alive, ev.Err)}
 	case KindTick:
 		return c.Tick(ev.At)
 	case KindMiss:

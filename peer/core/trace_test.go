@@ -21,7 +21,8 @@ func randomRun(t testing.TB, seed uint64, n int) Trace {
 	rnd := rand.New(rand.NewPCG(seed, 1))
 	ms := members(6)
 	rec := NewTraceRecorder(Config{}, time.Time{})
-	c, err := New(Config{Self: ms[0], Members: ms, Seed: seed, Recorder: rec, HintBytes: 4000}, time.Now())
+	c, err := New(Config{Self: ms[0], Members: ms, Seed: seed, Recorder: rec, HintBytes: 4000,
+		ExternalLiveness: seed%3 == 2}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,11 @@ func randomRun(t testing.TB, seed uint64, n int) Trace {
 		case 2:
 			c.CallFailed(now, m, rnd.IntN(2) == 0, "err")
 		case 3:
-			c.Liveness(now, m, rnd.IntN(2) == 0)
+			if rnd.IntN(3) == 0 {
+				c.LivenessDown(now, m, "gossip says so")
+			} else {
+				c.Liveness(now, m, rnd.IntN(2) == 0)
+			}
 		case 4:
 			c.Tick(now)
 		case 5:
