@@ -9,6 +9,13 @@
 // fail are marked down and skipped until a background probe finds them
 // answering again (health.go). SetMembers rebuilds the ring and moves
 // entries to their new owners (rebalance.go).
+//
+// Every decision among these (which copy to ask and when to hedge, when a
+// member is down, whether a Take wins, what a miss answers, which delayed
+// writes to keep, how the state transfer is scheduled, what moves) is made
+// by the member's decision core (peer/core), a deterministic state machine;
+// this package is its shell: goroutines, timers, the store and the
+// transport. Config.Recorder records what the member fed its core.
 package peer
 
 import (
