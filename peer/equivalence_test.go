@@ -71,6 +71,8 @@ func TestCoreEquivalenceQUIC(t *testing.T) {
 	dead := addrs[3]
 	peers[3].Close()
 	live := peers[:3]
+	// One member hears it from a liveness source (gossip) first.
+	live[0].health.liveness(dead, false, errors.New("gossip: no acks"))
 	for i := 40; i < 80; i++ {
 		wctx, wcancel := context.WithTimeout(ctx, 2*time.Second)
 		err := live[i%3].Set(wctx, key(i), val(i), time.Minute)
@@ -171,7 +173,7 @@ func TestCoreEquivalenceQUIC(t *testing.T) {
 		}
 		for _, s := range tr.Steps {
 			kinds[s.Event.Kind]++
-			if s.Event.Kind == core.KindCallFailed && s.Decision.Changed && s.Event.Member == dead {
+			if (s.Event.Kind == core.KindCallFailed || s.Event.Kind == core.KindLiveness) && s.Decision.Changed && s.Event.Member == dead {
 				marked++
 			}
 			if s.Event.Kind == core.KindCallOK && s.Decision.Changed && s.Event.Member == dead {
@@ -188,7 +190,7 @@ func TestCoreEquivalenceQUIC(t *testing.T) {
 	for _, k := range []core.Kind{core.KindRoute, core.KindCallOK, core.KindCallFailed, core.KindTick,
 		core.KindMiss, core.KindSetMembers, core.KindHintAdd, core.KindTransferRound,
 		core.KindTransferPartDone, core.KindTransferRoundEnd, core.KindHintsClaim, core.KindHintsTake,
-		core.KindHintsDone} {
+		core.KindHintsDone, core.KindLiveness} {
 		if kinds[k] == 0 {
 			t.Errorf("no %s event recorded", k)
 		}
