@@ -248,20 +248,21 @@ func (r Readiness) String() string {
 // member of a large ring down, every other member is still ready, so an
 // orchestrator does not drain a whole fleet for one failure.
 func (p *Peer) Readiness() Readiness {
-	r := p.core.Ring()
-	ts := p.core.Transfer()
-	rd := Readiness{Members: r.Len(), Unreachable: p.health.downErrors(), Transferring: ts.Transferring}
+	cr := p.core.Readiness()
+	rd := Readiness{Members: cr.Members, Transferring: cr.Transferring, Unreachable: make(map[string]string, len(cr.Down))}
+	for m, d := range cr.Down {
+		rd.Unreachable[m] = d.Err
+	}
 	if rd.Transferring {
-		rd.TransferPending = make(map[string]string, len(ts.Pending))
-		for m, msg := range ts.Pending {
+		rd.TransferPending = make(map[string]string, len(cr.Pending))
+		for m, msg := range cr.Pending {
 			if msg == "" {
 				msg = "not answered yet"
 			}
 			rd.TransferPending[m] = msg
 		}
 	}
-	reachable := rd.Members == 1 || len(rd.Unreachable) < rd.Members-1
-	rd.Ready = !rd.Transferring && reachable && !p.closed.Load()
+	rd.Ready = cr.Ready && !p.closed.Load()
 	return rd
 }
 

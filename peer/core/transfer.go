@@ -223,3 +223,39 @@ func PartOf(key []byte, parts int) int {
 	}
 	return int(h % uint64(parts))
 }
+
+// Readiness is whether a member is ready to serve its share of the ring,
+// and why not, read in one snapshot.
+type Readiness struct {
+	// Ready: the state transfer waits for nobody, and the member reaches
+	// at least one other member (or is the only one). It is not "every
+	// member is up": with one member of a large ring down, every other
+	// member is still ready.
+	Ready        bool
+	Transferring bool                // as in TransferStatus
+	Pending      map[string]string   // as in TransferStatus, while Transferring
+	Down         map[string]DownInfo // members marked down
+	Members      int                 // members in the ring
+}
+
+// Readiness returns the member's readiness.
+func (c *Core) Readiness() Readiness {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	t := &c.tr
+	rd := Readiness{Transferring: t.transferring, Members: c.ring.Load().Len(), Down: make(map[string]DownInfo, len(c.down))}
+	for m, d := range c.down {
+		rd.Down[m] = d
+	}
+	if t.transferring {
+		rd.Pending = map[string]string{}
+		for i, w := range t.want {
+			if w != 0 {
+				rd.Pending[t.members[i]] = t.errs[t.members[i]]
+			}
+		}
+	}
+	reachable := rd.Members == 1 || len(rd.Down) < rd.Members-1
+	rd.Ready = !rd.Transferring && reachable
+	return rd
+}

@@ -237,3 +237,35 @@ func TestPlanExhaustive(t *testing.T) {
 		}
 	}
 }
+
+func TestReadiness(t *testing.T) {
+	ms := members(3)
+	c := newCore(t, Config{Self: ms[0], Members: ms})
+	rd := c.Readiness()
+	if rd.Ready || !rd.Transferring || len(rd.Pending) != 2 || rd.Members != 3 {
+		t.Fatalf("starting: %+v", rd)
+	}
+	for _, p := range c.TransferRound(t0, 1) {
+		err := ""
+		if p.Member == ms[2] {
+			err = "timeout"
+		}
+		c.TransferPartDone(t0, 1, p, err)
+	}
+	c.TransferRoundEnd(t0, 1)
+	if rd = c.Readiness(); rd.Ready || rd.Pending[ms[2]] != "timeout" || len(rd.Pending) != 1 {
+		t.Fatalf("waiting for one: %+v", rd)
+	}
+	c.CallFailed(t0, ms[2], false, "unreachable")
+	if rd = c.Readiness(); !rd.Ready || rd.Transferring || rd.Down[ms[2]].Err != "unreachable" {
+		t.Fatalf("the member waited for is down: ready %+v", rd)
+	}
+	c.CallFailed(t0, ms[1], false, "unreachable")
+	if rd = c.Readiness(); rd.Ready {
+		t.Fatalf("no other member reachable: %+v", rd)
+	}
+	solo := newCore(t, Config{Self: "solo", Members: []string{"solo"}})
+	if !solo.Readiness().Ready {
+		t.Fatal("a lone member is ready")
+	}
+}
