@@ -115,3 +115,24 @@ func BenchmarkTick1000(b *testing.B) {
 		c.Tick(now)
 	}
 }
+
+// BenchmarkRouteDecision1000 is the core's own share of a route, without
+// the ring lookup: ordering a key's copies by health, with 20 of 1000
+// members marked down.
+func BenchmarkRouteDecision1000(b *testing.B) {
+	c, keys := bench1000(b, 20)
+	owners := make([][]string, 64)
+	for i := range owners {
+		owners[i] = c.Ring().Owners(keys[i], 2)
+	}
+	buf := make([]string, 2)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		copy(buf, owners[i&63])
+		c.mu.RLock()
+		c.order(RouteRead, buf)
+		c.mu.RUnlock()
+		i++
+	}
+}
