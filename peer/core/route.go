@@ -30,6 +30,8 @@ const (
 // not marked down (for RouteRead and RouteWrite, up may be 0: every copy is
 // down; for RouteTake, up is never 0). The returned slice is the caller's.
 func (c *Core) Route(kind RouteKind, key []byte) (order []string, up int) {
+	// Owners returns a fresh slice on every call (TestOwnersIsFresh): it is
+	// ordered in place and handed to the caller, with no copy.
 	order = c.ring.Load().Owners(key, c.cfg.Replicas)
 	c.mu.RLock()
 	up = c.order(kind, order)

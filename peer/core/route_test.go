@@ -375,3 +375,23 @@ func TestMiss(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnersIsFresh: Route orders ring.Owners' result in place and gives
+// it to its caller, which is right only while Owners returns a new slice
+// on every call. If the ring ever caches them, this fails before a route
+// corrupts the cache.
+func TestOwnersIsFresh(t *testing.T) {
+	r, _ := ring.New(members(5))
+	a := r.Owners([]byte("k"), 3)
+	b := r.Owners([]byte("k"), 3)
+	if &a[0] == &b[0] {
+		t.Fatal("ring.Owners returned the same backing array twice: Route must copy it")
+	}
+	c := newCore(t, Config{Members: members(5), Replicas: 3})
+	want := slices.Clone(c.Ring().Owners([]byte("k"), 3))
+	o, _ := c.Route(RouteRead, []byte("k"))
+	o[0], o[1] = "x", "y"
+	if got := c.Ring().Owners([]byte("k"), 3); !slices.Equal(got, want) {
+		t.Fatalf("changing a route changed the ring: %v, want %v", got, want)
+	}
+}
