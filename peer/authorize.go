@@ -48,7 +48,7 @@ func (p *Peer) authorize(leaf *x509.Certificate) error {
 			return err
 		}
 	}
-	r := p.ring.Load()
+	r := p.core.Ring()
 	h := p.hosts.Load()
 	if h == nil || h.ring != r {
 		h = newMemberHosts(r)

@@ -1,6 +1,7 @@
-// Failure detection: a member that cannot be reached, or whose calls time
-// out several times in a row, is marked down and asked last until a
-// background ping finds it answering again, so a dead member costs one
+// Failure detection, the I/O half: calls report their outcome to the
+// decision core (peer/core), which marks a member down when it cannot be
+// reached or its calls time out several times in a row; a background loop
+// pings the members the core says to probe, so a dead member costs one
 // hedge delay per read, not a deadline per handshake.
 
 package peer
@@ -9,122 +10,52 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/tlsring/tlsring/transport"
 )
 
+// health reports call outcomes to the core and acts on its transitions.
 type health struct {
-	p        *Peer
-	mu       sync.RWMutex
-	down     map[string]downInfo // member -> when and why it was marked down
-	timeouts map[string]int      // member -> timed-out calls since its last answer
+	p *Peer
 }
 
-type downInfo struct {
-	since time.Time
-	err   error // the failure that marked it down
-}
-
-func newHealth(p *Peer) *health {
-	return &health{p: p, down: make(map[string]downInfo), timeouts: make(map[string]int)}
-}
+func newHealth(p *Peer) *health { return &health{p: p} }
 
 // downErrors returns the members marked down with the error that marked
 // each.
 func (h *health) downErrors() map[string]string {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	out := make(map[string]string, len(h.down))
-	for m, d := range h.down {
-		out[m] = d.err.Error()
+	down := h.p.core.Down()
+	out := make(map[string]string, len(down))
+	for m, d := range down {
+		out[m] = d.Err
 	}
 	return out
 }
 
-func (h *health) isDown(m string) bool {
-	h.mu.RLock()
-	_, d := h.down[m]
-	h.mu.RUnlock()
-	return d
-}
+func (h *health) isDown(m string) bool { return h.p.core.IsDown(m) }
 
-// failed records a call to m that got no answer. A member that refused or
-// could not be reached is marked down at once; one that timed out only
-// after Config.DownAfter timeouts in a row, since a handshake's deadline is
-// short and a busy member may answer a little late without being dead.
+// failed records a call to m that got no answer (see core.CallFailed for
+// when that marks it down).
 func (h *health) failed(m string, err error) {
-	timedOut := errors.Is(err, context.DeadlineExceeded)
-	h.mu.Lock()
-	_, was := h.down[m]
-	if !was && timedOut {
-		h.timeouts[m]++
-		if h.timeouts[m] < h.p.cfg.DownAfter {
-			h.mu.Unlock()
-			return
-		}
-	}
-	if !was {
-		h.down[m] = downInfo{since: time.Now(), err: err}
-	} else {
-		d := h.down[m]
-		d.err = err // readiness shows the latest cause
-		h.down[m] = d
-	}
-	h.mu.Unlock()
-	if !was {
+	if h.p.core.CallFailed(time.Now(), m, errors.Is(err, context.DeadlineExceeded), err.Error()) {
 		h.p.log.Warn("member marked down", "peer", m, "err", err)
 	}
 }
 
+// ok records an answer from m; if m was down, writes it missed while down
+// go out now, and a state transfer waiting for it asks it again.
 func (h *health) ok(m string) {
-	h.mu.RLock()
-	_, was := h.down[m]
-	n := h.timeouts[m]
-	h.mu.RUnlock()
-	if !was && n == 0 {
-		return
-	}
-	h.mu.Lock()
-	d, was := h.down[m]
-	delete(h.down, m)
-	delete(h.timeouts, m)
-	h.mu.Unlock()
-	if was {
-		h.p.log.Info("member answering again", "peer", m, "down_for", time.Since(d.since).Round(time.Millisecond))
-		// Writes it missed while down go out now, and a state transfer
-		// waiting for it asks it again.
-		h.p.hints.kick(m)
-		h.p.kickTransfer()
+	if h.p.core.CallOK(time.Now(), m) {
+		h.up(m)
 	}
 }
 
-// downMembers returns the members marked down.
-func (h *health) downMembers() []string {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	out := make([]string, 0, len(h.down))
-	for m := range h.down {
-		out = append(out, m)
-	}
-	return out
-}
-
-// forget drops members no longer in the ring.
-func (h *health) forget(keep func(string) bool) {
-	h.mu.Lock()
-	for m := range h.down {
-		if !keep(m) {
-			delete(h.down, m)
-		}
-	}
-	for m := range h.timeouts {
-		if !keep(m) {
-			delete(h.timeouts, m)
-		}
-	}
-	h.mu.Unlock()
+// up acts on m coming back.
+func (h *health) up(m string) {
+	h.p.log.Info("member answering again", "peer", m)
+	h.p.hints.kick(m)
+	h.p.kickTransfer()
 }
 
 // WarmUp pings every other member at once, so that connections exist
@@ -134,7 +65,7 @@ func (h *health) forget(keep func(string) bool) {
 // in the background; call it to wait for a warm ring, as tests and the
 // demo do.
 func (p *Peer) WarmUp(ctx context.Context) error {
-	members := p.ring.Load().Members()
+	members := p.core.Ring().Members()
 	errs := make(chan error, len(members))
 	sem := make(chan struct{}, 32) // bounded dials at 1000 members
 	n := 0
@@ -165,9 +96,10 @@ func (p *Peer) WarmUp(ctx context.Context) error {
 	return nil
 }
 
-// probeLoop pings members marked down every ProbeInterval, and retries
-// delayed writes to members that answer (a write can fail on a member
-// that was never marked down, or its first delivery can fail).
+// probeLoop ticks the core every ProbeInterval: it pings the members the
+// core says to probe (those marked down), and starts deliveries of delayed
+// writes to the members it names (a write can fail on a member that was
+// never marked down, or its first delivery can fail).
 func (h *health) probeLoop() {
 	defer h.p.wg.Done()
 	t := time.NewTicker(h.p.cfg.ProbeInterval)
@@ -178,15 +110,38 @@ func (h *health) probeLoop() {
 			return
 		case <-t.C:
 		}
-		for _, m := range h.downMembers() {
+		d := h.p.core.Tick(time.Now())
+		for _, m := range d.Probe {
 			ctx, cancel := context.WithTimeout(h.p.bg, h.p.cfg.ProbeInterval)
 			h.p.call(ctx, m, &transport.Request{Op: transport.OpPing})
 			cancel()
 		}
-		for _, m := range h.p.hints.pending() {
-			if !h.isDown(m) {
-				h.p.hints.kick(m)
-			}
+		for _, m := range d.Deliver {
+			h.p.hints.kick(m)
 		}
+	}
+}
+
+// liveness applies an external source's word on m to the core (see
+// core.Liveness): alive, or down for reason (nil: no reason given). A
+// membership source's MemberDown and MemberUp come here.
+func (h *health) liveness(m string, alive bool, reason error) {
+	var changed bool
+	if alive {
+		changed = h.p.core.Liveness(time.Now(), m, true)
+	} else {
+		why := ""
+		if reason != nil {
+			why = reason.Error()
+		}
+		changed = h.p.core.LivenessDown(time.Now(), m, why)
+	}
+	if !changed {
+		return
+	}
+	if alive {
+		h.up(m)
+	} else {
+		h.p.log.Warn("member marked down by the liveness source", "peer", m, "err", reason)
 	}
 }

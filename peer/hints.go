@@ -1,12 +1,11 @@
-// Delayed writes (hinted hand-off): a Set or Delete that cannot reach one
-// of its key's copies is kept here and delivered when that member answers
-// again, so a copy that was down, paused or cut off catches up on the
-// writes and deletes it missed instead of staying single (or stale) until
-// the next failure.
+// Delayed writes (hinted hand-off), the I/O half: a Set or Delete that
+// cannot reach one of its key's copies is kept by the decision core
+// (peer/core: bounded by Config.HintBytes, rerouted when the ring changes)
+// and delivered from here when that member answers again, so a copy that
+// was down, paused or cut off catches up on the writes and deletes it
+// missed instead of staying single (or stale) until the next failure.
 //
-// Hints are bounded: Config.HintBytes over all members (keys, values and
-// hintOverhead each); a write that does not fit is dropped and counted. A
-// hint for a Set expires with the value's TTL; one for a Delete after
+// A hint for a Set expires with the value's TTL; one for a Delete after
 // Config.TombstoneTTL, as the store's tombstones do. Hints live in memory
 // only: a member that restarts loses the hints it held, and the member they
 // were for, if it restarted, pulls its entries with a state transfer
@@ -17,130 +16,48 @@ package peer
 import (
 	"context"
 	"fmt"
-	"slices"
-	"sync"
-	"time"
 
+	"github.com/tlsring/tlsring/peer/core"
 	"github.com/tlsring/tlsring/transport"
 )
 
-// hintOverhead is what one hint is charged beyond its key and value: the
-// map slot and the hint itself, rounded up.
-const hintOverhead = 96
-
-// hint is one delayed write for one member.
-type hint struct {
-	del     bool // a Delete (or a Take's removal); else a Set of value
-	value   []byte
-	expires time.Time
-}
-
-func (h hint) cost(key string) int64 { return int64(len(key)+len(h.value)) + hintOverhead }
-
 type hints struct {
-	p   *Peer
-	max int64
-
-	mu         sync.Mutex
-	bytes      int64
-	byMember   map[string]map[string]hint // member -> key -> newest write for it
-	delivering map[string]bool            // members with a delivery running
+	p *Peer
 }
 
-func newHints(p *Peer, max int64) *hints {
-	return &hints{p: p, max: max, byMember: map[string]map[string]hint{}, delivering: map[string]bool{}}
-}
+func newHints(p *Peer) *hints { return &hints{p: p} }
 
-// add keeps req (OpSet or OpDelete) for member. A newer write of a key
-// replaces the older one: only the last write of a key matters.
+// add keeps req (OpSet or OpDelete) for member.
 func (h *hints) add(member string, req *transport.Request) {
 	now := h.p.cfg.Now()
-	var ht hint
+	var ht core.Hint
 	switch req.Op {
 	case transport.OpSet:
-		ht = hint{value: req.Value, expires: now.Add(req.TTL)}
+		ht = h.p.core.SetHintAt(now, req.Value, req.TTL)
 	case transport.OpDelete:
-		ht = hint{del: true, expires: now.Add(h.p.cfg.TombstoneTTL)}
+		ht = h.p.core.DeleteHintAt(now)
 	default:
 		return
 	}
-	key := string(req.Key)
-	c := ht.cost(key)
-	h.mu.Lock()
-	m := h.byMember[member]
-	if m == nil {
-		m = map[string]hint{}
-		h.byMember[member] = m
-	}
-	old, had := m[key]
-	if had {
-		h.bytes -= old.cost(key)
-	}
-	if h.bytes+c > h.max {
-		if had {
-			delete(m, key)
-		}
-		h.mu.Unlock()
+	if h.p.core.HintAdd(now, member, req.Key, ht) {
+		h.p.metrics.hints.WithLabelValues("queued").Inc()
+	} else {
 		h.p.metrics.hints.WithLabelValues("dropped").Inc()
-		return
 	}
-	if ht.value != nil {
-		ht.value = append([]byte(nil), ht.value...)
-	}
-	m[key] = ht
-	h.bytes += c
-	h.mu.Unlock()
-	h.p.metrics.hints.WithLabelValues("queued").Inc()
 }
 
 // pending returns the members that have hints and no delivery running.
-func (h *hints) pending() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []string
-	for m, hs := range h.byMember {
-		if len(hs) > 0 && !h.delivering[m] {
-			out = append(out, m)
-		}
-	}
-	return out
-}
+func (h *hints) pending() []string { return h.p.core.HintsPending() }
 
 // stats returns the number of hints and their bytes.
-func (h *hints) stats() (n int, bytes int64) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, hs := range h.byMember {
-		n += len(hs)
-	}
-	return n, h.bytes
-}
-
-// forget drops the hints of members no longer in the ring.
-func (h *hints) forget(keep func(string) bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for m, hs := range h.byMember {
-		if keep(m) {
-			continue
-		}
-		for k, ht := range hs {
-			h.bytes -= ht.cost(k)
-		}
-		delete(h.byMember, m)
-	}
-}
+func (h *hints) stats() (n int, bytes int64) { return h.p.core.HintStats() }
 
 // kick starts delivering member's hints in the background unless a
 // delivery to it is running or it has none.
 func (h *hints) kick(member string) {
-	h.mu.Lock()
-	if h.delivering[member] || len(h.byMember[member]) == 0 || h.p.closed.Load() {
-		h.mu.Unlock()
+	if h.p.closed.Load() || !h.p.core.HintsClaim(h.p.cfg.Now(), member) {
 		return
 	}
-	h.delivering[member] = true
-	h.mu.Unlock()
 	h.p.wg.Add(1)
 	go func() {
 		defer h.p.wg.Done()
@@ -149,128 +66,71 @@ func (h *hints) kick(member string) {
 		if err := h.deliver(ctx, member); err != nil {
 			h.p.log.Debug("delayed writes not delivered yet; retrying when the member answers", "peer", member, "err", err)
 		}
-		h.mu.Lock()
-		delete(h.delivering, member)
-		h.mu.Unlock()
+		h.p.core.HintsDone(h.p.cfg.Now(), member)
 	}()
 }
 
-// reroute applies a kept write to copies, the key's current copies: at
-// once on this member, as a kept write for the others (delivered on the
-// probe loop's next round).
-func (h *hints) reroute(key string, ht hint, copies []string, now time.Time) {
-	ttl := ht.expires.Sub(now)
-	if ttl <= 0 {
-		return
-	}
-	req := &transport.Request{Op: transport.OpSet, Key: []byte(key), Value: ht.value, TTL: ttl}
-	if ht.del {
-		req = &transport.Request{Op: transport.OpDelete, Key: []byte(key)}
-	}
-	for _, c := range copies {
-		switch {
-		case c != h.p.self:
-			h.add(c, req)
-		case ht.del:
-			h.p.store.Delete(req.Key)
-		default:
-			h.p.store.Add(req.Key, req.Value, ttl)
+// deliver sends member its hints as the core lays them out: Sets in
+// batches of OpPutMany (which the member stores only where it has neither
+// the key nor a tombstone for it), Deletes one by one; writes rerouted to
+// this member are applied to its store. Hints that fail to go out go back
+// to the core, which keeps them unless a newer write of the key arrived
+// meanwhile.
+func (h *hints) deliver(ctx context.Context, member string) error {
+	now := h.p.cfg.Now()
+	d := h.p.core.HintsTake(now, member)
+	for _, e := range d.Local {
+		if e.Hint.Del {
+			h.p.store.Delete([]byte(e.Key))
+		} else {
+			h.p.store.Add([]byte(e.Key), e.Hint.Value, e.Hint.Expires.Sub(now))
 		}
 	}
-}
-
-// deliver sends member its hints: Sets in batches of OpPutMany (which the
-// member stores only where it has neither the key nor a tombstone for it),
-// Deletes one by one. Hints that fail to go out are kept unless a newer
-// write of the key arrived meanwhile.
-func (h *hints) deliver(ctx context.Context, member string) error {
-	h.mu.Lock()
-	all := h.byMember[member]
-	delete(h.byMember, member)
-	for k, ht := range all {
-		h.bytes -= ht.cost(k)
-	}
-	h.mu.Unlock()
-	if len(all) == 0 {
-		return nil
-	}
-	now := h.p.cfg.Now()
-	// The ring may have changed since these writes were kept: a key this
-	// member no longer holds goes to the copies it has now instead.
-	r := h.p.ring.Load()
-	for k, ht := range all {
-		copies := r.Owners([]byte(k), h.p.cfg.Replicas)
-		if slices.Contains(copies, member) {
+	var failed []core.HintEntry
+	var firstErr error
+	for _, e := range d.Deletes {
+		if firstErr != nil {
+			failed = append(failed, e) // the member stopped answering: keep the rest for later
 			continue
 		}
-		delete(all, k)
-		h.reroute(k, ht, copies, now)
-	}
-	failed := map[string]hint{}
-	var firstErr error
-	fail := func(keys []string, err error) {
-		if firstErr == nil {
+		if err := respErr(h.p.call(ctx, member, &transport.Request{Op: transport.OpDelete, Key: []byte(e.Key)})); err != nil {
 			firstErr = err
-		}
-		for _, k := range keys {
-			failed[k] = all[k]
+			failed = append(failed, e)
+		} else {
+			h.p.metrics.hints.WithLabelValues("delivered").Inc()
 		}
 	}
 	var b batch
-	var batchKeys []string
+	var batchSets []core.SetHint
 	flush := func() {
 		if len(b.entries) == 0 {
 			return
 		}
-		err := respErr(h.p.call(ctx, member, &transport.Request{Op: transport.OpPutMany, Entries: b.entries}))
-		if err != nil {
-			fail(batchKeys, err)
+		if firstErr != nil {
+			for _, s := range batchSets {
+				failed = append(failed, s.Entry())
+			}
+		} else if err := respErr(h.p.call(ctx, member, &transport.Request{Op: transport.OpPutMany, Entries: b.entries})); err != nil {
+			firstErr = err
+			for _, s := range batchSets {
+				failed = append(failed, s.Entry())
+			}
 		} else {
 			h.p.metrics.hints.WithLabelValues("delivered").Add(float64(len(b.entries)))
 		}
-		b.entries, b.bytes, batchKeys = nil, 0, nil
+		b.entries, b.bytes, batchSets = nil, 0, nil
 	}
-	expired := 0
-	for k, ht := range all {
-		ttl := ht.expires.Sub(now)
-		switch {
-		case ttl <= 0:
-			expired++
-		case firstErr != nil:
-			failed[k] = ht // the member stopped answering: keep the rest for later
-		case ht.del:
-			err := respErr(h.p.call(ctx, member, &transport.Request{Op: transport.OpDelete, Key: []byte(k)}))
-			if err != nil {
-				fail([]string{k}, err)
-			} else {
-				h.p.metrics.hints.WithLabelValues("delivered").Inc()
-			}
-		default:
-			batchKeys = append(batchKeys, k)
-			if b.add(transport.Entry{Key: []byte(k), Value: ht.value, TTL: ttl}) {
-				flush()
-			}
+	for _, s := range d.Sets {
+		batchSets = append(batchSets, s)
+		if b.add(transport.Entry{Key: []byte(s.Key), Value: s.Value, TTL: s.TTL}) {
+			flush()
 		}
 	}
 	flush()
-	h.p.metrics.hints.WithLabelValues("expired").Add(float64(expired))
+	h.p.metrics.hints.WithLabelValues("expired").Add(float64(d.Expired))
 	if len(failed) == 0 {
 		return nil
 	}
-	// Put back what did not go out, unless a newer write replaced it.
-	h.mu.Lock()
-	m := h.byMember[member]
-	if m == nil {
-		m = map[string]hint{}
-		h.byMember[member] = m
-	}
-	for k, ht := range failed {
-		if _, newer := m[k]; newer {
-			continue
-		}
-		m[k] = ht
-		h.bytes += ht.cost(k)
-	}
-	h.mu.Unlock()
-	return fmt.Errorf("%d of %d delayed writes for %s not delivered: %w", len(failed), len(all), member, firstErr)
+	h.p.core.HintsReturn(h.p.cfg.Now(), member, failed)
+	return fmt.Errorf("%d of %d delayed writes for %s not delivered: %w", len(failed), len(d.Sets)+len(d.Deletes), member, firstErr)
 }

@@ -139,7 +139,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.storeEntries, prometheus.GaugeValue, float64(st.Entries))
 	ch <- prometheus.MustNewConstMetric(m.evictions, prometheus.CounterValue, float64(st.Evictions))
 	ch <- prometheus.MustNewConstMetric(m.expirations, prometheus.CounterValue, float64(st.Expirations))
-	r := m.p.ring.Load()
+	r := m.p.core.Ring()
 	ch <- prometheus.MustNewConstMetric(m.members, prometheus.GaugeValue, float64(r.Len()))
 	for _, peer := range r.Members() {
 		if peer == m.p.self {

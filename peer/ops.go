@@ -8,38 +8,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync/atomic"
 	"time"
 
+	"github.com/tlsring/tlsring/peer/core"
 	"github.com/tlsring/tlsring/transport"
 )
 
-// targets returns the members holding key, in the order to ask them: this
-// member first if it holds a copy (a local read is free), then the others
-// in ring order, with members marked down moved to the end; up is how many
-// of them are not marked down. Each member's health is read once, so a
-// health change while the list is built cannot drop a copy or list it
-// twice.
+// targets returns the members holding key, in the order the decision core
+// says to ask them (core.RouteRead: this member first if it holds a copy,
+// then the others in ring order, members marked down last); up is how many
+// of them are not marked down.
 func (p *Peer) targets(key []byte) (order []string, up int) {
-	owners := p.ring.Load().Owners(key, p.cfg.Replicas)
-	order = make([]string, 0, len(owners))
-	var downBuf [4]string
-	down := downBuf[:0]
-	if slices.Contains(owners, p.self) {
-		order = append(order, p.self)
-	}
-	for _, m := range owners {
-		switch {
-		case m == p.self:
-		case p.health.isDown(m):
-			down = append(down, m)
-		default:
-			order = append(order, m)
-		}
-	}
-	up = len(order)
-	return append(order, down...), up
+	return p.core.Route(core.RouteWrite, key)
 }
 
 // call sends req to member, serving it locally when member is this one.
@@ -97,8 +78,8 @@ type result struct {
 
 func (p *Peer) get(ctx context.Context, key []byte) ([]byte, error) {
 	req := &transport.Request{Op: transport.OpGet, Key: key}
-	targets, _ := p.targets(key)
-	missed := false // some copy answered that it does not have the key
+	targets, _ := p.core.Route(core.RouteRead, key)
+	missed := false // this member's own copy answered a miss that counts
 	if targets[0] == p.self {
 		if v, _, ok := p.store.Get(key); ok {
 			return bytes.Clone(v), nil // the store's own bytes must not escape
@@ -106,17 +87,22 @@ func (p *Peer) get(ctx context.Context, key []byte) ([]byte, error) {
 		targets = targets[1:]
 		// While entries are still arriving by state transfer, a local miss
 		// says nothing.
-		missed = !p.transferring.Load()
+		missed = p.core.LocalMissCounts()
 	}
+	rd := core.NewRead(targets, missed)
 	switch len(targets) {
 	case 0:
 		return nil, ErrNotFound
 	case 1: // nothing to hedge to: ask inline
-		v, err := getResult(p.call(ctx, targets[0], req))
-		if err != nil && missed {
+		m, _ := rd.Ask()
+		v, err := getResult(p.call(ctx, m, req))
+		if err == nil {
+			return v, nil
+		}
+		if rd.Answer(resultOf(err)) == core.OutMiss {
 			err = ErrNotFound
 		}
-		return v, err
+		return nil, err
 	}
 	// Calls that lose the race are not cancelled when Get returns: they run
 	// to the caller's deadline, so a member that never answers is seen
@@ -137,48 +123,58 @@ func (p *Peer) get(ctx context.Context, key []byte) ([]byte, error) {
 	// The calls may outlive Get: they must not use the caller's key buffer.
 	req.Key = bytes.Clone(key)
 	results := make(chan result, len(targets))
-	ask := func(m string) {
-		defer release()
-		resp, err := p.call(callCtx, m, req)
-		results <- result{resp, err}
+	ask := func() {
+		m, ok := rd.Ask()
+		if !ok {
+			return
+		}
+		refs.Add(1)
+		go func() {
+			defer release()
+			resp, err := p.call(callCtx, m, req)
+			results <- result{resp, err}
+		}()
 	}
-	refs.Add(1)
-	go ask(targets[0])
-	next, pending := 1, 1
-	hedge := time.NewTimer(p.cfg.HedgeAfter)
+	ask()
+	hedge := time.NewTimer(p.core.Hedge(core.RouteRead, 0))
 	defer hedge.Stop()
 	var lastErr error
-	for pending > 0 {
+	for {
 		select {
 		case r := <-results:
-			pending--
 			v, err := getResult(r.resp, r.err)
 			if err == nil {
 				return v, nil
 			}
-			if errors.Is(err, ErrNotFound) {
-				missed = true
-			} else {
+			if !errors.Is(err, ErrNotFound) {
 				lastErr = err
 			}
+			switch rd.Answer(resultOf(err)) {
+			case core.OutMiss:
+				// A miss on a copy that answered is a miss; the unreachable
+				// copy's failure is recorded in its call metrics and health.
+				return nil, ErrNotFound
+			case core.OutFailed:
+				return nil, lastErr
+			}
+			ask() // a miss or a failure: ask the next copy
 		case <-hedge.C:
+			ask() // a slow copy: ask the next one too
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		// A miss, a failure or a slow copy: ask the next one.
-		if next < len(targets) {
-			refs.Add(1)
-			go ask(targets[next])
-			next++
-			pending++
-		}
 	}
-	if missed || lastErr == nil {
-		// A miss on a copy that answered is a miss; the unreachable copy's
-		// failure is recorded in its call metrics and health.
-		return nil, ErrNotFound
+}
+
+// resultOf classifies a copy's answer to a read or take for the core.
+func resultOf(err error) core.Result {
+	switch {
+	case err == nil:
+		return core.Found
+	case errors.Is(err, ErrNotFound):
+		return core.NotFound
 	}
-	return nil, lastErr
+	return core.Failed
 }
 
 func getResult(resp *transport.Response, err error) ([]byte, error) {
@@ -394,84 +390,70 @@ func (p *Peer) Take(ctx context.Context, key []byte) ([]byte, error) {
 }
 
 func (p *Peer) take(ctx context.Context, key []byte) ([]byte, error) {
-	copies := p.ring.Load().Owners(key, p.cfg.Replicas)
-	ask := slices.DeleteFunc(slices.Clone(copies), func(m string) bool { return m != p.self && p.health.isDown(m) })
-	if len(ask) == 0 {
-		ask = copies
-	}
+	order, up := p.core.Route(core.RouteTake, key)
+	tk := core.NewTake(order, up)
 	// Calls may outlive Take (it returns at the first miss): they must not
 	// use the caller's key buffer.
 	req := &transport.Request{Op: transport.OpTake, Key: bytes.Clone(key)}
 	type answer struct {
-		member string
-		resp   *transport.Response
-		err    error
+		index int
+		resp  *transport.Response
+		err   error
 	}
-	answers := make(chan answer, len(ask))
-	next, pending := 0, 0
+	answers := make(chan answer, len(order))
 	askNext := func() {
-		if next == len(ask) {
+		m, i, ok := tk.Ask()
+		if !ok {
 			return
 		}
-		m := ask[next]
-		next++
-		pending++
 		if m == p.self {
-			answers <- answer{m, p.serve(ctx, req), nil}
+			answers <- answer{i, p.serve(ctx, req), nil}
 			return
 		}
 		go func() {
 			resp, err := p.call(ctx, m, req)
-			answers <- answer{m, resp, err}
+			answers <- answer{i, resp, err}
 		}()
 	}
 	askNext()
-	// Moving on to the replica before the owner answered lets two racing
-	// Takes each remove one copy and both lose; so a Take waits longer than
-	// a read before it hedges: half of what is left of its deadline.
-	hedgeAfter := p.cfg.HedgeAfter
+	var left time.Duration
 	if d, ok := ctx.Deadline(); ok {
-		hedgeAfter = max(hedgeAfter, time.Until(d)/2)
+		left = max(time.Until(d), 1)
 	}
-	hedge := time.NewTimer(hedgeAfter)
+	hedge := time.NewTimer(p.core.Hedge(core.RouteTake, left))
 	defer hedge.Stop()
 	var value []byte
 	var lastErr error
-	answered := make([]string, 0, len(ask))
+	out := core.Pending
 wait:
-	for pending > 0 {
+	for out == core.Pending {
 		select {
 		case a := <-answers:
-			pending--
 			v, err := getResult(a.resp, a.err)
 			switch {
 			case err == nil:
 				value = v
-				answered = append(answered, a.member)
-			case errors.Is(err, ErrNotFound):
-				// Another Take got here first (or this copy never had it).
-				return nil, ErrNotFound
-			default:
+			case !errors.Is(err, ErrNotFound):
 				lastErr = err
 			}
-			askNext()
+			if out = tk.Answer(a.index, resultOf(err)); out == core.Pending {
+				askNext()
+			}
 		case <-hedge.C:
 			askNext()
 		case <-ctx.Done():
 			lastErr = ctx.Err()
+			out = tk.Final()
 			break wait
 		}
 	}
-	if value == nil {
+	switch out {
+	case core.OutMiss:
+		return nil, ErrNotFound
+	case core.OutFailed:
 		return nil, lastErr
 	}
-	var rest []string // copies that may still hold the key
-	for _, m := range copies {
-		if !slices.Contains(answered, m) {
-			rest = append(rest, m)
-		}
-	}
-	p.sendLater(&transport.Request{Op: transport.OpDelete, Key: key}, rest)
+	p.sendLater(&transport.Request{Op: transport.OpDelete, Key: key}, tk.Rest(nil))
 	return value, nil
 }
 
@@ -530,7 +512,7 @@ func (p *Peer) serveStore(ctx context.Context, req *transport.Request) *transpor
 // should ask the other copy. A Take relies on a tombstone's answer being
 // not found: that is what lets only one of two racing Takes win.
 func (p *Peer) miss(key []byte) *transport.Response {
-	if p.transferring.Load() && !p.store.Deleted(key) {
+	if p.core.Miss(time.Now(), key, p.store.Deleted(key)) == core.MissTransferring {
 		return &transport.Response{Status: transport.StatusError, Message: "this member is receiving its entries (state transfer); ask the other copy"}
 	}
 	return &transport.Response{Status: transport.StatusNotFound}

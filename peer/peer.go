@@ -9,6 +9,13 @@
 // fail are marked down and skipped until a background probe finds them
 // answering again (health.go). SetMembers rebuilds the ring and moves
 // entries to their new owners (rebalance.go).
+//
+// Every decision among these (which copy to ask and when to hedge, when a
+// member is down, whether a Take wins, what a miss answers, which delayed
+// writes to keep, how the state transfer is scheduled, what moves) is made
+// by the member's decision core (peer/core), a deterministic state machine;
+// this package is its shell: goroutines, timers, the store and the
+// transport. Config.Recorder records what the member fed its core.
 package peer
 
 import (
@@ -19,12 +26,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tlsring/tlsring/peer/core"
 	"github.com/tlsring/tlsring/peer/membership"
 	"github.com/tlsring/tlsring/peer/store"
 	"github.com/tlsring/tlsring/ring"
@@ -33,11 +42,11 @@ import (
 
 // Defaults for Config's zero values.
 const (
-	DefaultReplicas       = 2
-	DefaultHedgeAfter     = time.Millisecond
+	DefaultReplicas       = core.DefaultReplicas
+	DefaultHedgeAfter     = core.DefaultHedgeAfter
 	DefaultRequestTimeout = time.Second
-	DefaultProbeInterval  = 200 * time.Millisecond
-	DefaultDownAfter      = 3
+	DefaultProbeInterval  = core.DefaultProbeInterval
+	DefaultDownAfter      = core.DefaultDownAfter
 	// DefaultTransferTimeout bounds one part (a sixteenth) of one member's
 	// share of a state transfer.
 	DefaultTransferTimeout = 10 * time.Second
@@ -133,6 +142,14 @@ type Config struct {
 	// that does not finish in time is retried. 0 = DefaultTransferTimeout
 	// (10 s).
 	TransferTimeout time.Duration
+	// Recorder, if set, receives every event this member feeds its
+	// decision core (peer/core) and the decision it got, in order: tests
+	// and simulators replay them (core.Replay; a core.TraceRecorder keeps
+	// them as a core.Trace). nil = none recorded.
+	Recorder core.Recorder
+	// Seed seeds the decision core's random source (retry jitter).
+	// 0 = a random seed.
+	Seed uint64
 }
 
 // Peer is a ring member. Its methods are safe for concurrent use.
@@ -142,7 +159,7 @@ type Peer struct {
 	log     *slog.Logger
 	store   *store.Store
 	tr      transport.Transport
-	ring    atomic.Pointer[ring.Ring]
+	core    *core.Core // every decision: routing, health, delayed writes, state transfer, moves
 	health  *health
 	hints   *hints
 	hosts   atomic.Pointer[memberHosts] // hosts of the ring authorize last saw
@@ -151,9 +168,7 @@ type Peer struct {
 	following *following // Config.Membership's follower, if any (follow.go)
 
 	transferMu     sync.Mutex
-	transfer       *transferState     // the last started state transfer
-	cancelTransfer context.CancelFunc // stops it
-	transferring   atomic.Bool        // a state transfer is waiting for members that answer
+	cancelTransfer context.CancelFunc // stops the last started state transfer
 	transferKick   chan struct{}      // a member answers again: retry the transfer now
 
 	rebalanceMu   sync.Mutex
@@ -222,6 +237,13 @@ func New(cfg Config) (*Peer, error) {
 	if cfg.TransferTimeout == 0 {
 		cfg.TransferTimeout = DefaultTransferTimeout
 	}
+	if cfg.Seed == 0 {
+		cfg.Seed = rand.Uint64() | 1
+	}
+	c, err := core.New(coreConfig(cfg), time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("peer: %w", err)
+	}
 	var p *Peer // the default transport's Authorize asks it once it exists
 	if cfg.Listen == nil {
 		if cfg.TLS == nil {
@@ -240,13 +262,12 @@ func New(cfg Config) (*Peer, error) {
 		self:    cfg.Self,
 		log:     cfg.Logger.With("member", cfg.Self),
 		store:   store.New(store.Config{MaxBytes: cfg.MaxBytes, Now: cfg.Now, TombstoneTTL: cfg.TombstoneTTL}),
-		settled: r,
+		settled: c.Ring(),
+		core:    c,
 
 		transferKick: make(chan struct{}, 1),
-		transfer:     &transferState{ring: r, pending: map[string]error{}}, // until startTransfer
 	}
 	p.bg, p.stopBg = context.WithCancel(context.Background())
-	p.ring.Store(r)
 	p.metrics = newMetrics(p)
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(p.metrics); err != nil {
@@ -254,7 +275,7 @@ func New(cfg Config) (*Peer, error) {
 		}
 	}
 	p.health = newHealth(p)
-	p.hints = newHints(p, cfg.HintBytes)
+	p.hints = newHints(p)
 	tr, err := cfg.Listen(cfg.Self, transport.HandlerFunc(p.serve))
 	if err != nil {
 		p.stopBg()
@@ -274,13 +295,35 @@ func New(cfg Config) (*Peer, error) {
 			p.log.Debug("warm-up: some members not answering yet; probing them", "err", err)
 		}
 	}()
-	p.startTransfer(r)
+	if !c.Transfer().Done {
+		p.startTransfer(c.TransferGen())
+	}
 	if err := p.startFollowing(); err != nil {
 		p.Close()
 		return nil, err
 	}
 	return p, nil
 }
+
+// coreConfig is the decision core's configuration for cfg (defaults set).
+func coreConfig(cfg Config) core.Config {
+	return core.Config{
+		Self:          cfg.Self,
+		Members:       cfg.Members,
+		Replicas:      cfg.Replicas,
+		HedgeAfter:    cfg.HedgeAfter,
+		ProbeInterval: cfg.ProbeInterval,
+		DownAfter:     cfg.DownAfter,
+		TombstoneTTL:  cfg.TombstoneTTL,
+		HintBytes:     cfg.HintBytes,
+		Seed:          cfg.Seed,
+		Recorder:      cfg.Recorder,
+	}
+}
+
+// Core returns the member's decision core, for tests and diagnostics; its
+// state changes only through the member.
+func (p *Peer) Core() *core.Core { return p.core }
 
 // Collector returns the member's Prometheus metrics, for registering on a
 // registry of the caller's choice.
@@ -290,12 +333,12 @@ func (p *Peer) Collector() prometheus.Collector { return p.metrics }
 func (p *Peer) Self() string { return p.self }
 
 // Members returns the current ring members, sorted.
-func (p *Peer) Members() []string { return slices.Clone(p.ring.Load().Members()) }
+func (p *Peer) Members() []string { return slices.Clone(p.core.Ring().Members()) }
 
 // Owners returns the members that hold key under the current ring, owner
 // first.
 func (p *Peer) Owners(key []byte) []string {
-	return p.ring.Load().Owners(key, p.cfg.Replicas)
+	return p.core.Ring().Owners(key, p.cfg.Replicas)
 }
 
 // LocalStats returns the local store's counters.

@@ -21,5 +21,5 @@ import (
 // member, built on the first call after each membership change (about
 // 0.1 ms at 100 members).
 func (p *Peer) PlacementToken() (token [ring.TokenLen]byte, ok bool) {
-	return p.ring.Load().PlacementToken(p.self, rand.Uint64())
+	return p.core.Ring().PlacementToken(p.self, rand.Uint64())
 }

@@ -10,8 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"slices"
 	"time"
 
 	"github.com/tlsring/tlsring/ring"
@@ -31,17 +29,15 @@ func (p *Peer) SetMembers(members []string) {
 		p.log.Error("ignoring membership change", "err", err)
 		return
 	}
-	old := p.ring.Swap(r)
-	p.health.forget(r.Contains)
-	p.hints.forget(r.Contains)
+	d := p.core.SetRing(time.Now(), r)
 	p.Reauthorize() // members that left lose their connections
 	if !r.Contains(p.self) {
 		p.log.Warn("this member is not in the new member list; handing its entries off")
 	}
 	p.log.Info("membership changed", "members", r.Len())
-	if r.Contains(p.self) && !old.Contains(p.self) {
+	if d.StartTransfer {
 		// Added back: pull what this member holds under the new ring.
-		p.startTransfer(r)
+		p.startTransfer(d.Gen)
 	}
 
 	p.rebalanceMu.Lock()
@@ -67,11 +63,12 @@ func (p *Peer) SetMembers(members []string) {
 		p.rebalanceMu.Unlock()
 		start := time.Now()
 		moved, err := p.moveEntries(ctx, from, r)
-		for backoff := 100 * time.Millisecond; err != nil; backoff = min(2*backoff, 5*time.Second) {
+		for backoff := time.Duration(0); err != nil; {
 			if ctx.Err() != nil {
 				return // a newer membership change, or Close
 			}
-			d := backoff/2 + rand.N(backoff/2+1) // jittered: members do not retry in step
+			var d time.Duration
+			d, backoff = p.core.RebalanceBackoff(time.Now(), backoff) // jittered: members do not retry in step
 			p.log.Warn("rebalance incomplete; retrying", "err", err, "moved", moved, "in", d.Round(time.Millisecond))
 			p.metrics.rebalanceRetries.Inc()
 			select {
@@ -137,13 +134,10 @@ func (p *Peer) Leave(ctx context.Context) error {
 	return err
 }
 
-// moveEntries sends each local entry to the copies it has under `to` but
-// not under `from`, and drops local entries this member no longer holds.
-// Each entry is sent by one member only: the first of its old copies that
-// is still a member (this one, when it is leaving).
+// moveEntries sends each local entry where the core's move plan
+// (core.Plan) says, and drops local entries this member no longer holds
+// once every move succeeded.
 func (p *Peer) moveEntries(ctx context.Context, from, to *ring.Ring) (int, error) {
-	n := p.cfg.Replicas
-	leaving := !to.Contains(p.self)
 	out := map[string]*batch{}
 	var drop [][]byte
 	var errs []error
@@ -161,40 +155,23 @@ func (p *Peer) moveEntries(ctx context.Context, from, to *ring.Ring) (int, error
 		}
 		b.entries, b.bytes = nil, 0
 	}
+	var sendBuf [8]string
 	p.store.Range(func(key, value []byte, ttl time.Duration) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		oldCopies, newCopies := from.Owners(key, n), to.Owners(key, n)
-		sender := p.self
-		if !leaving {
-			sender = ""
-			for _, m := range oldCopies {
-				if to.Contains(m) {
-					sender = m
-					break
-				}
+		send, dropIt := p.core.Plan(from, to, key, sendBuf[:0])
+		for _, m := range send {
+			b := out[m]
+			if b == nil {
+				b = &batch{}
+				out[m] = b
 			}
-			if sender == "" {
-				sender = p.self // every old copy is gone but this stray one
+			if b.add(transport.Entry{Key: key, Value: value, TTL: ttl}) {
+				flush(m, b)
 			}
 		}
-		if sender == p.self {
-			for _, m := range newCopies {
-				if m == p.self || (slices.Contains(oldCopies, m) && to.Contains(m)) {
-					continue // has it already
-				}
-				b := out[m]
-				if b == nil {
-					b = &batch{}
-					out[m] = b
-				}
-				if b.add(transport.Entry{Key: key, Value: value, TTL: ttl}) {
-					flush(m, b)
-				}
-			}
-		}
-		if !slices.Contains(newCopies, p.self) {
+		if dropIt {
 			drop = append(drop, key)
 		}
 		return true

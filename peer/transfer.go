@@ -21,132 +21,61 @@ package peer
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/tlsring/tlsring/ring"
+	"github.com/tlsring/tlsring/peer/core"
 	"github.com/tlsring/tlsring/transport"
 )
 
-// transferState tracks the state transfer for one ring.
-type transferState struct {
-	mu      sync.Mutex
-	ring    *ring.Ring
-	pending map[string]error // member -> why its part is not in yet (nil: not asked yet)
-	started time.Time
-	took    time.Duration // set when every member's part is in
-}
-
-// startTransfer pulls this member's entries under r from every other
-// member, in the background, replacing any transfer still running for an
-// older ring.
-func (p *Peer) startTransfer(r *ring.Ring) {
-	others := slices.DeleteFunc(slices.Clone(r.Members()), func(m string) bool { return m == p.self })
-	st := &transferState{ring: r, pending: make(map[string]error, len(others)), started: time.Now()}
-	for _, m := range others {
-		st.pending[m] = nil
-	}
+// startTransfer runs generation gen of the state transfer the decision
+// core started (at New, or when this member was added back to the ring),
+// in the background, replacing any transfer still running for an older
+// ring.
+func (p *Peer) startTransfer(gen uint64) {
 	p.transferMu.Lock()
 	if p.cancelTransfer != nil {
 		p.cancelTransfer()
 	}
 	ctx, cancel := context.WithCancel(p.bg)
 	p.cancelTransfer = cancel
-	p.transfer = st
 	p.transferMu.Unlock()
-	p.transferring.Store(len(others) > 0)
-	if len(others) == 0 {
-		cancel()
-		return
-	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
 		defer cancel()
-		p.runTransfer(ctx, st, others)
+		p.runTransfer(ctx, gen)
 	}()
 }
 
-// transferParts is how many parts each member's share of a state transfer
-// is cut into, by a hash of the key: each part is asked for, bounded by
-// TransferTimeout, and retried on its own, so a large store moves in
-// bounded steps and a lost request costs one part, not the whole.
-const transferParts = 16
-
-// runTransfer asks every member for every part (a few at once), retrying
-// the parts that fail with backoff and jitter until all are in or ctx ends
-// (Close, or a newer ring).
-func (p *Peer) runTransfer(ctx context.Context, st *transferState, members []string) {
+// runTransfer asks for the parts of each round the core lays out (a few at
+// once), and waits between rounds as long as the core says, or until a
+// member answers again, until all are in or ctx ends (Close, or a newer
+// ring).
+func (p *Peer) runTransfer(ctx context.Context, gen uint64) {
 	const parallel = 4
-	type job struct {
-		member string
-		part   int
-	}
-	var jobs []job
-	left := map[string]int{} // parts not in yet, by member
-	for _, m := range members {
-		for part := range transferParts {
-			jobs = append(jobs, job{m, part})
-		}
-		left[m] = transferParts
-	}
-	// Short waits: in a rolling restart the next member may go down a few
-	// seconds after this one came back, and this member must hold its
-	// copies by then.
-	backoff := 50 * time.Millisecond
-	for attempt := 0; len(jobs) > 0; attempt++ {
-		if attempt > 0 {
-			// Full jitter, so members restarted together do not retry in
-			// step; a member that answers again (health.ok) cuts it short.
-			d := backoff/2 + rand.N(backoff/2+1)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(d):
-			case <-p.transferKick:
-			}
-			backoff = min(2*backoff, time.Second)
-		}
-		var mu sync.Mutex
-		var retry []job
+	start := time.Now()
+	for {
+		parts := p.core.TransferRound(time.Now(), gen)
 		// A fixed pool of workers, not a goroutine per part: a ring of
 		// 1000 members has 16,000 parts.
-		queue := make(chan job)
+		queue := make(chan core.Part)
 		var wg sync.WaitGroup
 		for range parallel {
 			wg.Go(func() {
 				for j := range queue {
-					err := p.pullFrom(ctx, j.member, j.part)
-					mu.Lock()
-					if err != nil {
-						retry = append(retry, j)
-					} else {
-						left[j.member]--
+					msg := ""
+					if err := p.pullFrom(ctx, j.Member, j.Part); err != nil {
+						msg = err.Error()
 					}
-					done := left[j.member] == 0
-					mu.Unlock()
-					st.mu.Lock()
-					if done {
-						delete(st.pending, j.member)
-					} else if err != nil {
-						st.pending[j.member] = err
-					}
-					st.mu.Unlock()
-					p.updateTransferring(st)
+					p.core.TransferPartDone(time.Now(), gen, j, msg)
 				}
 			})
 		}
-		for _, j := range jobs {
-			if p.health.isDown(j.member) && attempt > 0 {
-				mu.Lock()
-				retry = append(retry, j) // wait for the probe to find it up
-				mu.Unlock()
-				continue
-			}
+		for _, j := range parts {
 			queue <- j
 		}
 		close(queue)
@@ -154,15 +83,19 @@ func (p *Peer) runTransfer(ctx context.Context, st *transferState, members []str
 		if ctx.Err() != nil {
 			return
 		}
-		p.updateTransferring(st)
-		jobs = retry
+		d := p.core.TransferRoundEnd(time.Now(), gen)
+		if d.Done {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d.Wait):
+		case <-p.transferKick:
+		}
 	}
-	st.mu.Lock()
-	st.took = time.Since(st.started)
-	st.mu.Unlock()
-	p.updateTransferring(st)
 	p.metrics.transfers.Inc()
-	p.log.Info("state transfer done", "took", st.took.Round(time.Millisecond), "members", st.ring.Len())
+	p.log.Info("state transfer done", "took", time.Since(start).Round(time.Millisecond), "members", p.core.Ring().Len())
 }
 
 // pullFrom asks m for one part of this member's entries and waits until
@@ -170,7 +103,7 @@ func (p *Peer) runTransfer(ctx context.Context, st *transferState, members []str
 func (p *Peer) pullFrom(ctx context.Context, m string, part int) error {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.TransferTimeout)
 	defer cancel()
-	req := &transport.Request{Op: transport.OpSync, Key: []byte(p.self), Value: []byte{byte(part), transferParts}}
+	req := &transport.Request{Op: transport.OpSync, Key: []byte(p.self), Value: []byte{byte(part), core.TransferParts}}
 	resp, err := p.call(ctx, m, req)
 	if err != nil {
 		return err
@@ -189,47 +122,15 @@ func (p *Peer) pullFrom(ctx context.Context, m string, part int) error {
 
 // transferDone reports whether the last started state transfer has every
 // member's every part.
-func (p *Peer) transferDone() bool {
-	p.transferMu.Lock()
-	st := p.transfer
-	p.transferMu.Unlock()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return len(st.pending) == 0
-}
+func (p *Peer) transferDone() bool { return p.core.Transfer().Done }
 
 // kickTransfer makes a waiting state transfer retry now: a member it waits
 // for answers again.
 func (p *Peer) kickTransfer() {
-	p.transferMu.Lock()
-	st := p.transfer
-	p.transferMu.Unlock()
-	p.updateTransferring(st) // a member it waits for counts again
 	select {
 	case p.transferKick <- struct{}{}:
 	default:
 	}
-}
-
-// updateTransferring clears the transferring flag once every other
-// member's part is in or that member is unreachable (marked down): the
-// rest would only hold readiness on members that may never come back.
-func (p *Peer) updateTransferring(st *transferState) {
-	p.transferMu.Lock()
-	current := p.transfer == st
-	p.transferMu.Unlock()
-	if !current {
-		return
-	}
-	st.mu.Lock()
-	waiting := 0
-	for m := range st.pending {
-		if !p.health.isDown(m) {
-			waiting++
-		}
-	}
-	st.mu.Unlock()
-	p.transferring.Store(waiting > 0)
 }
 
 // serveSync pushes every local entry of the asked part that req's caller
@@ -239,7 +140,7 @@ func (p *Peer) updateTransferring(st *transferState) {
 // means all.
 func (p *Peer) serveSync(ctx context.Context, req *transport.Request) *transport.Response {
 	to := string(req.Key)
-	r := p.ring.Load()
+	r := p.core.Ring()
 	part, parts := 0, 1
 	if len(req.Value) != 0 {
 		if len(req.Value) != 2 || req.Value[1] == 0 || req.Value[0] >= req.Value[1] {
@@ -298,16 +199,8 @@ func (p *Peer) serveSync(ctx context.Context, req *transport.Request) *transport
 	return &transport.Response{}
 }
 
-// partOf is the transfer part of key: FNV-1a of the key modulo parts. It
-// must be the same in every member and every version.
-func partOf(key []byte, parts int) int {
-	h := uint64(14695981039346656037)
-	for _, c := range key {
-		h ^= uint64(c)
-		h *= 1099511628211
-	}
-	return int(h % uint64(parts))
-}
+// partOf is the transfer part of key (core.PartOf).
+func partOf(key []byte, parts int) int { return core.PartOf(key, parts) }
 
 // Readiness says whether a member is ready to serve its share of the ring,
 // and if not, why.
@@ -355,25 +248,21 @@ func (r Readiness) String() string {
 // member of a large ring down, every other member is still ready, so an
 // orchestrator does not drain a whole fleet for one failure.
 func (p *Peer) Readiness() Readiness {
-	r := p.ring.Load()
-	rd := Readiness{Members: r.Len(), Unreachable: p.health.downErrors(), Transferring: p.transferring.Load()}
+	cr := p.core.Readiness()
+	rd := Readiness{Members: cr.Members, Transferring: cr.Transferring, Unreachable: make(map[string]string, len(cr.Down))}
+	for m, d := range cr.Down {
+		rd.Unreachable[m] = d.Err
+	}
 	if rd.Transferring {
-		p.transferMu.Lock()
-		st := p.transfer
-		p.transferMu.Unlock()
-		rd.TransferPending = map[string]string{}
-		st.mu.Lock()
-		for m, err := range st.pending {
-			msg := "not answered yet"
-			if err != nil {
-				msg = err.Error()
+		rd.TransferPending = make(map[string]string, len(cr.Pending))
+		for m, msg := range cr.Pending {
+			if msg == "" {
+				msg = "not answered yet"
 			}
 			rd.TransferPending[m] = msg
 		}
-		st.mu.Unlock()
 	}
-	reachable := rd.Members == 1 || len(rd.Unreachable) < rd.Members-1
-	rd.Ready = !rd.Transferring && reachable && !p.closed.Load()
+	rd.Ready = cr.Ready && !p.closed.Load()
 	return rd
 }
 
