@@ -29,6 +29,7 @@ type ticket struct {
 	created int64 // the session's first full handshake: it expires Lifetime after
 	issued  int64 // when this ticket was sealed (stateless key rotation)
 	token   uint64
+	cid     uint64 // the client holding it (slots are reused)
 }
 
 // base holds what every strategy has.
