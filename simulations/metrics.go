@@ -114,6 +114,8 @@ type recorder struct {
 	hs, lk         hist // this interval
 	hsAll, lkAll   hist
 	series         []sample
+	hsSeries       []hist // per sample, for splitting a run at a fault
+	lkSeries       []hist
 	memPeak        int64
 	memSum, memCnt int64 // for the mean over samples
 }
@@ -144,6 +146,8 @@ func (r *recorder) flush(t int64, memMean, memMax int64) {
 	r.series = append(r.series, sample{T: t, C: r.cur, HSP50: r.hs.quantile(.5), HSP99: r.hs.quantile(.99), LkP50: r.lk.quantile(.5), LkP99: r.lk.quantile(.99), MemMean: memMean, MemMax: memMax})
 	r.total.add(&r.cur)
 	r.cur = counts{}
+	r.hsSeries = append(r.hsSeries, r.hs)
+	r.lkSeries = append(r.lkSeries, r.lk)
 	r.hsAll.merge(&r.hs)
 	r.lkAll.merge(&r.lk)
 	r.hs.reset()

@@ -49,6 +49,9 @@ type StrategyResult struct {
 	LkP99   int64
 	MemMean int64 // mean over samples of the store bytes per live member
 	MemPeak int64 // the most any member held at a sample
+
+	hsAll, lkAll       hist
+	hsSeries, lkSeries []hist
 }
 
 // Run plays sc.
@@ -126,7 +129,8 @@ func Run(sc *Scenario, opt Options) (*Result, error) {
 	for _, s := range strats {
 		r := s.recorder()
 		sr := StrategyResult{Name: s.name(), Total: r.total, Series: r.series,
-			HSP50: r.hsAll.quantile(.5), HSP99: r.hsAll.quantile(.99), LkP50: r.lkAll.quantile(.5), LkP99: r.lkAll.quantile(.99), MemPeak: r.memPeak}
+			HSP50: r.hsAll.quantile(.5), HSP99: r.hsAll.quantile(.99), LkP50: r.lkAll.quantile(.5), LkP99: r.lkAll.quantile(.99), MemPeak: r.memPeak,
+			hsAll: r.hsAll, lkAll: r.lkAll, hsSeries: r.hsSeries, lkSeries: r.lkSeries}
 		if r.memCnt > 0 {
 			sr.MemMean = r.memSum / r.memCnt
 		}

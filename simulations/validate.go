@@ -154,8 +154,8 @@ func (s *Scenario) validate() error {
 	if s.Duration.D() > 400*24*time.Hour {
 		return ferr("duration", "more than 400 days of virtual time is not a scenario")
 	}
-	if s.SampleInterval <= 0 || s.Duration.D()/s.SampleInterval.D() > 10000 {
-		return ferr("sample_interval", "must be positive and give at most 10000 samples over the duration")
+	if s.SampleInterval <= 0 || s.Duration.D()/s.SampleInterval.D() > 2000 {
+		return ferr("sample_interval", "must be positive and give at most 2000 samples over the duration")
 	}
 	if s.Members < 1 || s.Members > 10000 {
 		return ferr("members", "must be between 1 and 10000, got %d", s.Members)

@@ -6,6 +6,7 @@
 //	tlsring demo    a local 3-member cluster with TLS servers and clients, and a table
 //	tlsring peer    a standalone ring member (QUIC), with /metrics, /healthz and a memcached face
 //	tlsring certs   a cluster CA and member certificates for trying it out
+//	tlsring sim     a scenario in the deterministic cluster simulator: table, CSV, SVG plots, report.md
 //	tlsring bench   interleaved measurements of handshake cost and transport, medians and ratios against the targets
 //
 // Run `tlsring <subcommand> -h` for each one's flags.
@@ -53,6 +54,7 @@ func commands() []command {
 		{name: "demo", summary: "run a local 3-member cluster with TLS servers and clients, and compare resumption with and without tlsring", run: runDemo},
 		{name: "peer", summary: "run a standalone ring member (QUIC) with /metrics, /healthz and an optional memcached face", run: runPeer},
 		{name: "certs", summary: "create a cluster CA (if missing) and a member certificate signed by it", run: runCerts},
+		{name: "sim", summary: "run a scenario in the deterministic cluster simulator and compare tlsring with its alternatives", run: runSim},
 		{name: "bench", summary: "measure cluster CPU per resumed handshake and the transport against the alternatives, with medians and ratios", run: runBench},
 		{name: demoClientsCmd, hidden: true, run: runDemoClients},
 		{name: benchClientCmd, hidden: true, run: runBenchClient},
