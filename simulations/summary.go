@@ -16,10 +16,10 @@ import (
 type Summary struct {
 	Strategy          string  `json:"strategy"`
 	Handshakes        int64   `json:"handshakes"`
-	Offered           int64   `json:"offered"`   // handshakes where the client offered an unexpired ticket
+	Offered           int64   `json:"offered"` // handshakes where the client offered an unexpired ticket
 	Resumed           int64   `json:"resumed"`
-	ResumptionRate    float64 `json:"resumption_rate"`     // resumed / offered
-	ReturningRate     float64 `json:"returning_rate"`      // resumed / returning clients (first connection of a visit)
+	ResumptionRate    float64 `json:"resumption_rate"` // resumed / offered
+	ReturningRate     float64 `json:"returning_rate"`  // resumed / returning clients (first connection of a visit)
 	HandshakeP50Us    float64 `json:"handshake_p50_us"`
 	HandshakeP99Us    float64 `json:"handshake_p99_us"`
 	CPUPerHandshakeUs float64 `json:"cpu_per_handshake_us"` // every member's CPU / handshakes
