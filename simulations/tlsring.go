@@ -66,6 +66,7 @@ type lookup struct {
 	live      bool // its deadline has not fired
 	done      bool // the handshake is decided
 	take      bool
+	timed     bool // a deadline event is scheduled: it frees the lookup
 	m         int32
 	slot      int32
 	cid       uint64
@@ -308,6 +309,7 @@ func (t *tlsringStrat) startLookup(id int32, now int64) {
 		order, up := tm.c.Route(core.RouteTake, key)
 		l.order = order
 		l.tk = core.NewTake(order, up)
+		l.timed = true
 		t.en.at(now+t.deadline, t, evDeadline, id, 0, int64(l.gen))
 		t.askTake(id, now)
 		return
@@ -330,6 +332,7 @@ func (t *tlsringStrat) startLookup(id int32, now int64) {
 		t.finish(id, l.read.Final(), now)
 		return
 	}
+	l.timed = true
 	t.en.at(now+t.deadline, t, evDeadline, id, 0, int64(l.gen))
 	if len(order) > 1 {
 		t.en.at(now+int64(tm.c.Hedge(core.RouteRead, time.Duration(t.deadline))), t, evHedge, id, 0, int64(l.gen))
@@ -533,6 +536,9 @@ func (t *tlsringStrat) finish(id int32, out core.Outcome, now int64) { t.finishA
 func (t *tlsringStrat) finishAt(id int32, out core.Outcome, now, ready int64) {
 	l := &t.lks[id]
 	l.done = true
+	if !l.timed {
+		defer func() { t.freeL = append(t.freeL, id) }()
+	}
 	m := l.m
 	resumed := out == core.OutFound
 	if l.offered {
