@@ -70,7 +70,8 @@ type counts struct {
 	Handshakes   int64 // completed handshakes
 	Offered      int64 // handshakes where the client offered a ticket it held unexpired
 	Resumed      int64
-	Returning    int64 // first connection of a returning client's visit, with an unexpired ticket
+	Returns      int64 // first connection of a returning client's visit
+	Returning    int64 // ... with an unexpired ticket
 	ReturnResume int64 // ... that resumed
 	Hits         int64 // tlsring lookups by result
 	Misses       int64
@@ -85,6 +86,7 @@ func (c *counts) add(o *counts) {
 	c.Handshakes += o.Handshakes
 	c.Offered += o.Offered
 	c.Resumed += o.Resumed
+	c.Returns += o.Returns
 	c.Returning += o.Returning
 	c.ReturnResume += o.ReturnResume
 	c.Hits += o.Hits

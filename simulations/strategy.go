@@ -169,6 +169,9 @@ func (s *simple) visit(c *client, slot int32, conns int, now int64) {
 		}
 		end := s.cpus[m].run(now, int64(cost), s.w.slow[m])
 		lat := int64(fails)*int64(s.sc.Balancer.RetryAfter) + rtts(c, resumed) + end - now
+		if i == 0 && c.visits > 0 {
+			s.rec.cur.Returns++
+		}
 		s.rec.handshake(lat, offered, resumed, i == 0 && c.visits > 0 && has)
 		s.opened(m, end, &s.dur)
 		// The client keeps the newest ticket: TLS 1.3 issues one per

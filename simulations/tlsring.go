@@ -58,6 +58,10 @@ type tmember struct {
 	ticking bool
 	gen     uint64 // transfer generation running
 	round   int    // transfer parts still out this round
+	// probeFails are probes sent at the last tick that will get no
+	// answer: they time out after ProbeInterval, which is when the next
+	// tick runs, so that tick reports them (one event, not two).
+	probeFails []int32
 }
 
 // lookup is one handshake's read (or Take) of its session.
@@ -286,6 +290,9 @@ func (t *tlsringStrat) visit(c *client, slot int32, conns int, now int64) {
 		t.rec.cur.ConnFailures += int64(fails)
 		if m < 0 {
 			continue
+		}
+		if i == 0 && c.visits > 0 {
+			t.rec.cur.Returns++
 		}
 		id := t.newLookup()
 		l := &t.lks[id]
@@ -699,8 +706,11 @@ func (t *tlsringStrat) tick(m int32, now int64) {
 		return
 	}
 	tm := t.mem[m]
+	for _, pd := range tm.probeFails {
+		t.failed(m, pd, now)
+	}
+	tm.probeFails = tm.probeFails[:0]
 	d := tm.c.Tick(vt(now))
-	probeTimeout := int64(t.sc.TLSRing.ProbeInterval)
 	for _, p := range d.Probe {
 		pd := t.idx[p]
 		l1, ok1 := t.net.delay(int(m), int(pd))
@@ -708,13 +718,13 @@ func (t *tlsringStrat) tick(m int32, now int64) {
 		if ok1 && ok2 {
 			t.en.at(now+l1+l2, t, evProbeOK, m, pd, int64(tm.inc))
 		} else {
-			t.en.at(now+probeTimeout, t, evProbeFail, m, pd, int64(tm.inc))
+			tm.probeFails = append(tm.probeFails, pd)
 		}
 	}
 	for _, p := range d.Deliver {
 		t.deliverHints(m, t.idx[p], now)
 	}
-	if len(d.Probe) == 0 && len(d.Deliver) == 0 && len(tm.c.HintsPending()) == 0 {
+	if len(d.Probe) == 0 && len(d.Deliver) == 0 && len(tm.probeFails) == 0 && len(tm.c.HintsPending()) == 0 {
 		tm.ticking = false
 		return
 	}
