@@ -6,6 +6,9 @@ package simulations
 import (
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -70,59 +73,81 @@ func Run(sc *Scenario, opt Options) (*Result, error) {
 	if scale < 0 || scale > 1000 {
 		return nil, fmt.Errorf("simulations: scale %v must be between 0 and 1000", scale)
 	}
-	en := &engine{}
-	w := newWorld(sc, en)
-	wl := newWorkload(sc, en, w, seed, scale)
-	var strats []strategy
+	// Each strategy runs in its own engine with its own copy of the
+	// world and the workload. They draw from their own seeded sources,
+	// which no strategy touches, so every strategy sees the same clients
+	// at the same virtual times and the same faults, and the strategies
+	// can run in parallel, one per core, with the same result.
+	var units []*unit
 	for _, name := range sc.Strategies {
-		switch name {
-		case StratTLSRing:
-			for _, d := range sc.TLSRing.Deadlines {
+		n := 1
+		if name == StratTLSRing {
+			n = len(sc.TLSRing.Deadlines)
+		}
+		for i := range n {
+			u := &unit{en: &engine{}}
+			u.w = newWorld(sc, u.en)
+			u.wl = newWorkload(sc, u.en, u.w, seed, scale)
+			switch name {
+			case StratTLSRing:
+				d := sc.TLSRing.Deadlines[i]
 				label := "tlsring"
-				if len(sc.TLSRing.Deadlines) > 1 {
+				if n > 1 {
 					label = "tlsring " + d.D().String()
 				}
-				t, err := newTLSRing(label, d.D(), sc, w, en, seed)
+				t, err := newTLSRing(label, d.D(), sc, u.w, u.en, seed)
 				if err != nil {
 					return nil, err
 				}
-				strats = append(strats, t)
+				u.strat = t
+			default:
+				u.strat = newSimple(name, sc, u.w, u.en, seed)
 			}
-		default:
-			strats = append(strats, newSimple(name, sc, w, en, seed))
+			u.w.strats = []strategy{u.strat}
+			u.wl.strats = u.w.strats
+			u.w.schedule()
+			u.wl.scheduleArrival(0)
+			units = append(units, u)
 		}
 	}
-	w.strats = strats
-	wl.strats = strats
-	w.schedule()
-	wl.scheduleArrival(0)
 	end := int64(sc.Duration)
 	step := int64(sc.SampleInterval)
-	var lastCPU = make([]int64, len(strats))
-	var tick func(int64)
-	if opt.Progress != nil {
-		tick = func(now int64) { opt.Progress(float64(now)/float64(end), handshakes(strats)) }
-	}
-	for t := step; ; t += step {
-		t = min(t, end)
-		en.run(t, tick)
-		en.now = t
-		for i, s := range strats {
-			busy := s.cpuBusy()
-			r := s.recorder()
-			r.cur.CPU = busy - lastCPU[i]
-			lastCPU[i] = busy
-			mean, mx := s.memory()
-			r.flush(t, mean, mx)
+	var progMu sync.Mutex
+	report := func() {
+		if opt.Progress == nil {
+			return
 		}
-		if t >= end {
-			break
+		lo := end
+		for _, u := range units {
+			lo = min(lo, u.done.Load())
 		}
+		progMu.Lock()
+		opt.Progress(float64(lo)/float64(end), units[0].hs.Load())
+		progMu.Unlock()
 	}
-	if opt.Progress != nil {
-		opt.Progress(1, handshakes(strats))
+	work := make(chan *unit, len(units))
+	for _, u := range units {
+		work <- u
 	}
-	res := &Result{Scenario: sc, Seed: seed, Scale: scale, Events: en.events, Visits: wl.visits}
+	close(work)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(units)) {
+		wg.Go(func() {
+			for u := range work {
+				u.run(end, step, report)
+			}
+		})
+	}
+	wg.Wait()
+	report()
+	strats := make([]strategy, len(units))
+	var events uint64
+	for i, u := range units {
+		strats[i] = u.strat
+		events += u.en.events
+	}
+	w, wl := units[0].w, units[0].wl
+	res := &Result{Scenario: sc, Seed: seed, Scale: scale, Events: events, Visits: wl.visits}
 	for _, f := range w.faults {
 		res.Faults = append(res.Faults, FaultMark{At: time.Duration(f.T), Text: f.Text})
 	}
@@ -139,10 +164,39 @@ func Run(sc *Scenario, opt Options) (*Result, error) {
 	return res, nil
 }
 
-func handshakes(strats []strategy) int64 {
-	if len(strats) == 0 {
-		return 0
+// unit is one strategy with its own engine, world and workload.
+type unit struct {
+	en    *engine
+	w     *world
+	wl    *workload
+	strat strategy
+	done  atomic.Int64 // virtual time reached, for progress
+	hs    atomic.Int64 // handshakes so far, for progress
+}
+
+// run plays the unit to end, sampling every step.
+func (u *unit) run(end, step int64, report func()) {
+	en, s := u.en, u.strat
+	progress := func(now int64) {
+		u.done.Store(now)
+		r := s.recorder()
+		u.hs.Store(r.total.Handshakes + r.cur.Handshakes)
+		report()
 	}
-	r := strats[0].recorder()
-	return r.total.Handshakes + r.cur.Handshakes
+	var lastCPU int64
+	for t := step; ; t += step {
+		t = min(t, end)
+		en.run(t, progress)
+		en.now = t
+		busy := s.cpuBusy()
+		r := s.recorder()
+		r.cur.CPU = busy - lastCPU
+		lastCPU = busy
+		mean, mx := s.memory()
+		r.flush(t, mean, mx)
+		progress(t)
+		if t >= end {
+			return
+		}
+	}
 }

@@ -747,6 +747,9 @@ func (t *tlsringStrat) deliverHints(m, d int32, now int64) {
 		}
 		back = append(back, dl.Deletes...)
 		tm.c.HintsReturn(vt(now), name, back)
+		if len(back) > 0 {
+			t.failed(m, d, now) // the delivery's call got no answer
+		}
 	} else {
 		st := t.mem[d].st
 		for _, s := range dl.Sets {
