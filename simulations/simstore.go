@@ -28,20 +28,21 @@ type sentry struct {
 
 // simStore is one member's store.
 type simStore struct {
-	idx     map[uint64]int32
-	ents    []sentry // ents[0] is the LRU sentinel: ents[0].next most recent
-	free    []int32
-	bytes   int64
-	max     int64
-	maxTomb int64
-	entries int64
-	tombs   int64
-	evicted int64
-	expired int64
+	idx      map[uint64]int32
+	ents     []sentry // ents[0] is the LRU sentinel: ents[0].next most recent
+	free     []int32
+	bytes    int64
+	max      int64
+	maxEntry int64 // peer/store refuses an entry above one shard's share
+	maxTomb  int64
+	entries  int64
+	tombs    int64
+	evicted  int64
+	expired  int64
 }
 
 func newSimStore(maxBytes, tombTTL int64) *simStore {
-	s := &simStore{idx: make(map[uint64]int32), max: maxBytes, maxTomb: tombTTL}
+	s := &simStore{idx: make(map[uint64]int32), max: maxBytes, maxEntry: maxBytes / 16, maxTomb: tombTTL}
 	s.ents = append(s.ents, sentry{})
 	return s
 }
@@ -178,7 +179,7 @@ func (s *simStore) deleted(key uint64, now int64) bool {
 
 // set stores key, replacing what was there.
 func (s *simStore) set(key uint64, size int32, expires, now int64) bool {
-	if expires <= now || entryCost(size) > s.max/16 {
+	if expires <= now || entryCost(size) > s.maxEntry {
 		return false
 	}
 	if i, ok := s.idx[key]; ok {
@@ -190,7 +191,7 @@ func (s *simStore) set(key uint64, size int32, expires, now int64) bool {
 
 // add stores key unless it holds an unexpired entry or tombstone.
 func (s *simStore) add(key uint64, size int32, expires, now int64) bool {
-	if expires <= now || entryCost(size) > s.max/16 {
+	if expires <= now || entryCost(size) > s.maxEntry {
 		return false
 	}
 	if i, ok := s.idx[key]; ok {
