@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tlsring/tlsring/peer/core"
 )
 
 // Options adjust a run without editing its scenario.
@@ -22,6 +24,10 @@ type Options struct {
 	// Progress, if set, is called now and then with the share of virtual
 	// time done (0 to 1) and the handshakes so far.
 	Progress func(done float64, handshakes int64)
+
+	// coreRecorder, if set (tests), gives the recorder of a tlsring
+	// strategy's member's core, or nil.
+	coreRecorder func(strategy string, member int) core.Recorder
 }
 
 // Result is what a run measured.
@@ -95,7 +101,11 @@ func Run(sc *Scenario, opt Options) (*Result, error) {
 				if n > 1 {
 					label = "tlsring " + d.D().String()
 				}
-				t, err := newTLSRing(label, d.D(), sc, u.w, u.en, seed)
+				var rec func(int) core.Recorder
+				if opt.coreRecorder != nil {
+					rec = func(m int) core.Recorder { return opt.coreRecorder(label, m) }
+				}
+				t, err := newTLSRing(label, d.D(), sc, u.w, u.en, seed, rec)
 				if err != nil {
 					return nil, err
 				}

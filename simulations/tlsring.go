@@ -123,7 +123,7 @@ type tlsringStrat struct {
 
 func memberName(i int) string { return "m" + strconv.Itoa(i) }
 
-func newTLSRing(label string, deadline time.Duration, sc *Scenario, w *world, en *engine, seed uint64) (*tlsringStrat, error) {
+func newTLSRing(label string, deadline time.Duration, sc *Scenario, w *world, en *engine, seed uint64, rec func(int) core.Recorder) (*tlsringStrat, error) {
 	maxN := len(w.alive)
 	t := &tlsringStrat{base: newBase(label, sc, w, en, seed, sc.Balancer.Policy), deadline: int64(deadline), idx: map[string]int32{}}
 	t.names = make([]string, maxN)
@@ -131,6 +131,7 @@ func newTLSRing(label string, deadline time.Duration, sc *Scenario, w *world, en
 		t.names[i] = memberName(i)
 		t.idx[t.names[i]] = int32(i)
 	}
+	t.coreRec = rec
 	t.dur = newSampler(sc.Workload.ConnectionDuration)
 	t.net = network{w: w, lat: newSampler(sc.Network.Latency), cross: newSampler(sc.Network.CrossRack), loss: sc.Network.Loss, r: newRand(seed, 3)}
 	t.size = int32(sc.Workload.SessionBytes)
@@ -151,12 +152,13 @@ func newTLSRing(label string, deadline time.Duration, sc *Scenario, w *world, en
 	return t, nil
 }
 
-// start builds member m's core and an empty store. A member present from
-// the start is built over a one-member list and then given the shared
-// ring (SetRing), which starts no state transfer: at time zero every store
-// is empty, and 1000 cores each building its own 1000-member ring would
-// cost minutes. A member that (re)starts later is built over the full
-// member list, which starts its state transfer as the real member's does.
+// start builds member m's core and an empty store. Every core shares one
+// ring. A member that (re)starts during the run is built with it
+// (Config.Ring), which starts its state transfer as the real member's
+// does. A member present from the start is built over a one-member list
+// and then given the ring (SetRing), which starts none: at time zero every
+// store is empty, and 1000 members each pulling nothing from 999 others in
+// 16 parts would be 16 million steps for no entry.
 func (t *tlsringStrat) start(m int, transfer bool) error {
 	cfg := t.coreCfg
 	cfg.Self = t.names[m]
@@ -166,7 +168,7 @@ func (t *tlsringStrat) start(m int, transfer bool) error {
 	}
 	now := vt(t.en.now)
 	if transfer {
-		cfg.Members = t.ring.Members()
+		cfg.Ring = t.ring // the one ring every core shares
 	} else {
 		cfg.Members = []string{cfg.Self}
 	}
@@ -174,7 +176,9 @@ func (t *tlsringStrat) start(m int, transfer bool) error {
 	if err != nil {
 		return fmt.Errorf("simulations: %w", err)
 	}
-	c.SetRing(now, t.ring) // share the one ring
+	if !transfer {
+		c.SetRing(now, t.ring)
+	}
 	tm := &tmember{c: c, st: newSimStore(int64(t.sc.TLSRing.MaxBytes), int64(core.DefaultTombstoneTTL)), inc: t.w.incarnation[m]}
 	t.mem[m] = tm
 	if transfer {
