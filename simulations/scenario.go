@@ -67,7 +67,7 @@ type Workload struct {
 	DailyCurve         []float64 `yaml:"daily_curve"`  // rate multiplier per hour of the virtual day
 	ReturnProbability  float64   `yaml:"return_probability"`
 	ReturnAfter        Dist      `yaml:"return_after"`
-	TLS13Share         float64   `yaml:"tls13_share"`
+	TLS13Share         *float64  `yaml:"tls13_share"` // unset = 1
 	RSAShare           float64   `yaml:"rsa_share"`
 	Parallel           int       `yaml:"parallel"`       // connections a parallel visit opens
 	ParallelShare      float64   `yaml:"parallel_share"` // share of visits that open Parallel connections

@@ -92,6 +92,10 @@ func (s *Scenario) setDefaults() {
 	if w.ReturnAfter.Kind == "" {
 		w.ReturnAfter = Dist{Kind: "exponential", Mean: Duration(2 * time.Minute)}
 	}
+	if w.TLS13Share == nil {
+		one := 1.0
+		w.TLS13Share = &one
+	}
 	if w.Parallel == 0 {
 		w.Parallel = 1
 	}
@@ -206,7 +210,7 @@ func (s *Scenario) validate() error {
 			return ferr(fmt.Sprintf("workload.daily_curve[%d]", i), "must be between 0 and 100, got %v", m)
 		}
 	}
-	for name, p := range map[string]float64{"workload.return_probability": w.ReturnProbability, "workload.tls13_share": w.TLS13Share, "workload.rsa_share": w.RSAShare, "workload.parallel_share": w.ParallelShare} {
+	for name, p := range map[string]float64{"workload.return_probability": w.ReturnProbability, "workload.tls13_share": *w.TLS13Share, "workload.rsa_share": w.RSAShare, "workload.parallel_share": w.ParallelShare} {
 		if err := prob(name, p); err != nil {
 			return err
 		}

@@ -97,7 +97,7 @@ func (wl *workload) handle(e *event) {
 		wl.clients[slot] = client{
 			id:    wl.nextID,
 			rtt:   wl.rtt.draw(wl.r),
-			tls13: wl.r.Float64() < wl.sc.Workload.TLS13Share,
+			tls13: wl.r.Float64() < *wl.sc.Workload.TLS13Share,
 			rsa:   wl.r.Float64() < wl.sc.Workload.RSAShare,
 		}
 		for _, s := range wl.strats {
