@@ -37,6 +37,10 @@ func parseSimFlags(args []string, stdout, stderr io.Writer) (simOptions, error) 
 	fs.Uint64Var(&o.seed, "seed", 0, "random seed (0: the scenario's)")
 	fs.Float64Var(&o.scale, "scale", 1, "multiply the scenario's arrival rate (0.01 runs a hundredth of the handshakes)")
 	fs.StringVar(&o.jsonFile, "json", "", "also write the summary (with before/after the first fault) as JSON to this file (- for stdout)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: tlsring sim SCENARIO [flags]\n\n%s\n\nFlags:\n", simSynopsis)
+		fs.PrintDefaults()
+	}
 	var pos string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		pos, args = args[0], args[1:]
