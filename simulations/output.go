@@ -7,11 +7,11 @@ import (
 	"bytes"
 	"encoding/csv"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
-	"strings"
-	"time"
 )
 
 // WriteDir writes the run's files into dir, creating it.
@@ -115,18 +115,4 @@ func (r *Result) reportMD() []byte {
 	return b.Bytes()
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	// insertion sort: a handful of names
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && strings.Compare(out[j-1], out[j]) > 0; j-- {
-			out[j-1], out[j] = out[j], out[j-1]
-		}
-	}
-	return out
-}
-
-var _ = time.Second
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

@@ -38,6 +38,7 @@ type FieldError struct {
 	Msg   string
 }
 
+// Error says the line, the field and what is wrong.
 func (e *FieldError) Error() string {
 	if e.Line == 0 {
 		return fmt.Sprintf("simulations: scenario field %s: %s", e.Field, e.Msg)

@@ -13,7 +13,6 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
 )
 
 var palette = []color.RGBA{
@@ -130,5 +129,3 @@ func (r *Result) plots() (map[string][]byte, error) {
 	}
 	return out, nil
 }
-
-var _ = draw.PosLeft

@@ -32,7 +32,6 @@ const (
 	evWriteFail
 	evTick
 	evProbeOK
-	evProbeFail
 	evTransferRound
 	evSyncDone
 	evDelete
@@ -484,10 +483,6 @@ func (t *tlsringStrat) handle(e *event) {
 	case evProbeOK:
 		if t.alive(e.a) && t.mem[e.a].inc == int32(e.x) {
 			t.ok(e.a, e.b, now)
-		}
-	case evProbeFail:
-		if t.alive(e.a) && t.mem[e.a].inc == int32(e.x) {
-			t.failed(e.a, e.b, now)
 		}
 	case evTransferRound:
 		t.transferRound(e.a, uint64(e.x), now)

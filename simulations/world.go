@@ -7,7 +7,6 @@ package simulations
 import (
 	"fmt"
 	"math/rand/v2"
-	"slices"
 )
 
 var sprintf = fmt.Sprintf
@@ -267,8 +266,4 @@ func (c *cpu) reset(now int64) {
 	for i := range c.free {
 		c.free[i] = now
 	}
-}
-
-func removeInt(s []int, v int) []int {
-	return slices.DeleteFunc(s, func(x int) bool { return x == v })
 }
