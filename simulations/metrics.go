@@ -119,7 +119,7 @@ type recorder struct {
 	hsSeries       []hist // per sample, for splitting a run at a fault
 	lkSeries       []hist
 	memPeak        int64
-	memSum, memCnt int64 // for the mean over samples
+	memLast        int64 // mean store bytes per live member at the last sample
 }
 
 func (r *recorder) handshake(lat int64, offered, resumed, returning bool) {
@@ -155,6 +155,5 @@ func (r *recorder) flush(t int64, memMean, memMax int64) {
 	r.hs.reset()
 	r.lk.reset()
 	r.memPeak = max(r.memPeak, memMax)
-	r.memSum += memMean
-	r.memCnt++
+	r.memLast = memMean
 }

@@ -89,7 +89,7 @@ func (r *Result) reportMD() []byte {
 	}
 	fmt.Fprintf(&b, "%d members (%d racks, %d cores each), %v of virtual time, seed %d, scale %g, balancer `%s`; %d client visits, %d events.\n\n",
 		sc.Members, sc.Racks, sc.Cores, sc.Duration.D(), r.Seed, r.Scale, sc.Balancer.Policy, r.Visits, r.Events)
-	b.WriteString("| strategy | handshakes | resumed | p50 handshake | p99 handshake | CPU/handshake | lookups hit/miss/timeout/error | memory/member mean, peak |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| strategy | handshakes | resumed | p50 handshake | p99 handshake | CPU/handshake | lookups hit/miss/timeout/error | memory/member: mean at the end, peak |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	rep := r.Report()
 	for _, s := range rep.Strategies {
 		fmt.Fprintf(&b, "| %s | %d | %.2f%% | %s | %s | %s | %d/%d/%d/%d | %s, %s |\n", s.Strategy, s.Handshakes, 100*s.ResumptionRate,

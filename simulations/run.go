@@ -56,7 +56,7 @@ type StrategyResult struct {
 	HSP99   int64
 	LkP50   int64
 	LkP99   int64
-	MemMean int64 // mean over samples of the store bytes per live member
+	MemMean int64 // store bytes per live member at the end, mean over members
 	MemPeak int64 // the most any member held at a sample
 
 	hsAll, lkAll       hist
@@ -166,9 +166,7 @@ func Run(sc *Scenario, opt Options) (*Result, error) {
 		sr := StrategyResult{Name: s.name(), Total: r.total, Series: r.series,
 			HSP50: r.hsAll.quantile(.5), HSP99: r.hsAll.quantile(.99), LkP50: r.lkAll.quantile(.5), LkP99: r.lkAll.quantile(.99), MemPeak: r.memPeak,
 			hsAll: r.hsAll, lkAll: r.lkAll, hsSeries: r.hsSeries, lkSeries: r.lkSeries}
-		if r.memCnt > 0 {
-			sr.MemMean = r.memSum / r.memCnt
-		}
+		sr.MemMean = r.memLast
 		res.Strategies = append(res.Strategies, sr)
 	}
 	return res, nil

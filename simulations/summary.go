@@ -30,7 +30,7 @@ type Summary struct {
 	LookupP50Us       float64 `json:"lookup_p50_us"`
 	LookupP99Us       float64 `json:"lookup_p99_us"`
 	ConnFailures      int64   `json:"conn_failures"`
-	MemMeanBytes      int64   `json:"mem_mean_bytes"` // store bytes per live member, mean over samples
+	MemMeanBytes      int64   `json:"mem_mean_bytes"` // store bytes per live member at the end of the span, mean over members
 	MemPeakBytes      int64   `json:"mem_peak_bytes"` // the most one member held at a sample
 }
 
@@ -85,22 +85,22 @@ func (r *Result) Report() Report {
 	for _, s := range r.Strategies {
 		var before, after counts
 		var hb, ha, lb, la hist
-		var mb, ma int64
+		var mb, ma, lastB, lastA int64
 		for i, smp := range s.Series {
 			if smp.T <= split {
 				before.add(&smp.C)
 				hb.merge(&s.hsSeries[i])
 				lb.merge(&s.lkSeries[i])
-				mb = max(mb, smp.MemMax)
+				mb, lastB = max(mb, smp.MemMax), smp.MemMean
 			} else {
 				after.add(&smp.C)
 				ha.merge(&s.hsSeries[i])
 				la.merge(&s.lkSeries[i])
-				ma = max(ma, smp.MemMax)
+				ma, lastA = max(ma, smp.MemMax), smp.MemMean
 			}
 		}
-		rep.Before = append(rep.Before, summarize(s.Name, before, &hb, &lb, 0, mb))
-		rep.After = append(rep.After, summarize(s.Name, after, &ha, &la, 0, ma))
+		rep.Before = append(rep.Before, summarize(s.Name, before, &hb, &lb, lastB, mb))
+		rep.After = append(rep.After, summarize(s.Name, after, &ha, &la, lastA, ma))
 	}
 	return rep
 }
@@ -116,7 +116,7 @@ func (r *Result) WriteJSON(w io.Writer) error {
 func (r *Result) WriteTable(w io.Writer) error {
 	rep := r.Report()
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "strategy\thandshakes\tresumed\tp50 handshake\tp99 handshake\tCPU/handshake\tlookups hit/miss/timeout/error\tlookup p99\tmemory/member (mean, peak)\t\n")
+	fmt.Fprintf(tw, "strategy\thandshakes\tresumed\tp50 handshake\tp99 handshake\tCPU/handshake\tlookups hit/miss/timeout/error\tlookup p99\tmemory/member (end mean, peak)\t\n")
 	for _, s := range rep.Strategies {
 		lk, lkp, mem := "-", "-", "-"
 		if s.LookupHits+s.LookupMisses+s.LookupTimeouts+s.LookupErrors > 0 {
