@@ -112,14 +112,14 @@ type sample struct {
 
 // recorder accumulates a strategy's metrics.
 type recorder struct {
-	cur, total     counts
-	hs, lk         hist // this interval
-	hsAll, lkAll   hist
-	series         []sample
-	hsSeries       []hist // per sample, for splitting a run at a fault
-	lkSeries       []hist
-	memPeak        int64
-	memLast        int64 // mean store bytes per live member at the last sample
+	cur, total   counts
+	hs, lk       hist // this interval
+	hsAll, lkAll hist
+	series       []sample
+	hsSeries     []hist // per sample, for splitting a run at a fault
+	lkSeries     []hist
+	memPeak      int64
+	memLast      int64 // mean store bytes per live member at the last sample
 }
 
 func (r *recorder) handshake(lat int64, offered, resumed, returning bool) {
