@@ -60,12 +60,17 @@ func (b *balancer) pick(id uint64, sticky *int32) (m int, failures int) {
 		}
 	}
 	if !b.w.alive[m] {
+		m = -1
 		for _, c := range up { // the balancer's next try: the first live member
 			if b.w.alive[c] {
-				return c, failures + 1
+				m = c
+				failures++
+				break
 			}
 		}
-		return -1, failures
+	}
+	if m >= 0 && b.policy == "least_connections" {
+		b.conns[m]++ // open from now until the strategy closes it (base.opened)
 	}
 	return m, failures
 }

@@ -105,12 +105,12 @@ func rtts(c *client, resumed bool) int64 {
 // connEvent kinds shared by strategies.
 const evClose uint8 = 200
 
-// opened records an open connection for least_connections and schedules its close.
+// opened schedules the close of a connection to m (counted open since the
+// balancer picked m) for least_connections.
 func (b *base) opened(m int, end int64, dur *sampler) {
 	if b.lb.policy != "least_connections" {
 		return
 	}
-	b.lb.conns[m]++
 	b.en.at(end+dur.draw(b.lb.r), closer{b}, evClose, int32(m), 0, 0)
 }
 

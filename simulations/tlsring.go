@@ -327,10 +327,12 @@ func (t *tlsringStrat) startLookup(id int32, now int64) {
 	order, _ := tm.c.Route(core.RouteRead, key)
 	localMiss := false
 	if order[0] == self {
-		end := t.cpus[l.m].run(now, int64(t.sc.Costs.LookupLocal), t.w.slow[l.m])
+		// The local read's CPU queues with the rest; its latency is its
+		// own cost (the handshake that follows waits the queue).
+		t.cpus[l.m].run(now, int64(t.sc.Costs.LookupLocal), t.w.slow[l.m])
 		if tm.st.get(l.token, now) {
 			t.rec.cur.Hits++
-			t.finishAt(id, core.OutFound, now, end)
+			t.finishAt(id, core.OutFound, now, now+int64(float64(t.sc.Costs.LookupLocal)*t.w.slow[l.m]))
 			return
 		}
 		order = order[1:]
