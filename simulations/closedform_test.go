@@ -16,7 +16,7 @@ func TestClosedFormNoSharingRandom(t *testing.T) {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			sc := mustParse(t, fmt.Sprintf(`
 members: %d
-duration: 5m
+duration: 150s
 strategies: [none, sticky, stateless]
 workload: {arrival_rate: 100, return_probability: 0.8, return_after: {dist: exponential, mean: 30s}, tls13_share: 0.5, rsa_share: 0.5}
 `, n))
@@ -64,7 +64,7 @@ func TestClosedFormTLSRingNoFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sc := mustParse(t, tc.extra+`
-duration: 4m
+duration: 150s
 strategies: [none, tlsring]
 workload: {arrival_rate: 100, return_probability: 0.9, return_after: {dist: exponential, mean: 40s}, session_lifetime: 45s}
 `)
@@ -87,10 +87,12 @@ workload: {arrival_rate: 100, return_probability: 0.9, return_after: {dist: expo
 			// Returns come after an exponential(40s) wait, and a session
 			// lives 45s from its first full handshake (a resumption keeps
 			// its creation time): 1-exp(-45/40) = 67.5% of first returns
-			// are in time, fewer of later ones. So a good share of
-			// returning clients hold an expired ticket: not offered.
-			if share := float64(c.Returning) / float64(c.Returns); share < 0.3 || share > 0.7 {
-				t.Errorf("%.3f of %d returning clients held an unexpired ticket, want between 0.3 and 0.7", share, c.Returns)
+			// are in time, fewer of later ones, a little more of those
+			// seen in a short run (long waits run past its end). So a good
+			// share of returning clients hold an expired ticket: not
+			// offered, not resumed.
+			if share := float64(c.Returning) / float64(c.Returns); share < 0.3 || share > 0.8 {
+				t.Errorf("%.3f of %d returning clients held an unexpired ticket, want between 0.3 and 0.8", share, c.Returns)
 			}
 			if c.Full != c.Handshakes-c.Offered {
 				t.Errorf("full handshakes %d, want every handshake without an unexpired ticket: %d", c.Full, c.Handshakes-c.Offered)

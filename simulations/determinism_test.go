@@ -30,9 +30,9 @@ func TestDeterministic(t *testing.T) {
 	for _, name := range []string{"crash", "rolling-restart"} {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join("scenarios", name+".yaml")
-			a, ra := runToDir(t, path, Options{Scale: 0.05})
-			b, _ := runToDir(t, path, Options{Scale: 0.05})
-			c, _ := runToDir(t, path, Options{Scale: 0.05, Seed: 99})
+			a, ra := runToDir(t, path, Options{Scale: 0.02})
+			b, _ := runToDir(t, path, Options{Scale: 0.02})
+			c, _ := runToDir(t, path, Options{Scale: 0.02, Seed: 99})
 			files, err := os.ReadDir(a)
 			if err != nil {
 				t.Fatal(err)

@@ -73,10 +73,10 @@ func TestScenarioDefaults(t *testing.T) {
 }
 
 // testScale is the reduced size each shipped scenario runs at in CI: about
-// 4000 new clients.
+// 2000 new clients.
 func testScale(sc *Scenario) float64 {
 	visits := sc.Workload.ArrivalRate * sc.Duration.D().Seconds()
-	return min(1, 4000/visits)
+	return min(1, 2000/visits)
 }
 
 // Every shipped scenario parses and runs at a reduced size, and its
