@@ -148,3 +148,14 @@ func FuzzParseScenario(f *testing.F) {
 		}
 	})
 }
+
+func TestScenarioCostErrors(t *testing.T) {
+	_, err := ParseScenario([]byte("costs:\n  tls12_rsa:\n    resumed: 2s\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 3: field costs.tls12_rsa.resumed") {
+		t.Errorf("a cost over 1s: %v", err)
+	}
+	_, err = ParseScenario([]byte("workload:\n  rsa_share: -1\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 2: field workload.rsa_share") {
+		t.Errorf("a negative share: %v", err)
+	}
+}

@@ -186,16 +186,22 @@ func (s *Scenario) validate() error {
 		return ferr("network.loss", "must be below 1")
 	}
 	c := s.Costs
-	for name, hc := range map[string]*HandshakeCost{"tls13_ecdsa": c.TLS13ECDSA, "tls13_rsa": c.TLS13RSA, "tls12_ecdsa": c.TLS12ECDSA, "tls12_rsa": c.TLS12RSA} {
-		for f, v := range map[string]Duration{"full": hc.Full, "resumed": hc.Resumed, "stateless": hc.Stateless} {
-			if v < 0 || v.D() > time.Second {
-				return ferr("costs."+name+"."+f, "must be between 0 and 1s, got %v", v.D())
-			}
-		}
+	// Fields in file order, so that the first bad one is reported.
+	type dur struct {
+		field string
+		v     Duration
 	}
-	for f, v := range map[string]Duration{"lookup_local": c.LookupLocal, "lookup_call": c.LookupCall, "lookup_serve": c.LookupServe, "transfer_item": c.TransferItem} {
-		if v < 0 || v.D() > time.Second {
-			return ferr("costs."+f, "must be between 0 and 1s, got %v", v.D())
+	var costs []dur
+	for _, hc := range []struct {
+		name string
+		c    *HandshakeCost
+	}{{"tls13_ecdsa", c.TLS13ECDSA}, {"tls13_rsa", c.TLS13RSA}, {"tls12_ecdsa", c.TLS12ECDSA}, {"tls12_rsa", c.TLS12RSA}} {
+		costs = append(costs, dur{"costs." + hc.name + ".full", hc.c.Full}, dur{"costs." + hc.name + ".resumed", hc.c.Resumed}, dur{"costs." + hc.name + ".stateless", hc.c.Stateless})
+	}
+	costs = append(costs, dur{"costs.lookup_local", c.LookupLocal}, dur{"costs.lookup_call", c.LookupCall}, dur{"costs.lookup_serve", c.LookupServe}, dur{"costs.transfer_item", c.TransferItem})
+	for _, d := range costs {
+		if d.v < 0 || d.v.D() > time.Second {
+			return ferr(d.field, "must be between 0 and 1s, got %v", d.v.D())
 		}
 	}
 	w := s.Workload
@@ -210,8 +216,11 @@ func (s *Scenario) validate() error {
 			return ferr(fmt.Sprintf("workload.daily_curve[%d]", i), "must be between 0 and 100, got %v", m)
 		}
 	}
-	for name, p := range map[string]float64{"workload.return_probability": w.ReturnProbability, "workload.tls13_share": *w.TLS13Share, "workload.rsa_share": w.RSAShare, "workload.parallel_share": w.ParallelShare} {
-		if err := prob(name, p); err != nil {
+	for _, p := range []struct {
+		field string
+		v     float64
+	}{{"workload.return_probability", w.ReturnProbability}, {"workload.tls13_share", *w.TLS13Share}, {"workload.rsa_share", w.RSAShare}, {"workload.parallel_share", w.ParallelShare}} {
+		if err := prob(p.field, p.v); err != nil {
 			return err
 		}
 	}
