@@ -127,12 +127,15 @@ func Run(sc *Scenario, opt Options) (*Result, error) {
 		if opt.Progress == nil {
 			return
 		}
-		lo := end
+		// The slowest strategy's progress: they all see the same clients.
+		lo, hs := end, units[0].hs.Load()
 		for _, u := range units {
-			lo = min(lo, u.done.Load())
+			if d := u.done.Load(); d < lo {
+				lo, hs = d, u.hs.Load()
+			}
 		}
 		progMu.Lock()
-		opt.Progress(float64(lo)/float64(end), units[0].hs.Load())
+		opt.Progress(float64(lo)/float64(end), hs)
 		progMu.Unlock()
 	}
 	work := make(chan *unit, len(units))
