@@ -71,6 +71,7 @@ type lookup struct {
 	take      bool
 	timed     bool // a deadline event is scheduled: it frees the lookup
 	m         int32
+	inc       int32 // m's incarnation when the lookup began
 	slot      int32
 	cid       uint64
 	start     int64
@@ -200,6 +201,12 @@ func (t *tlsringStrat) alive(m int32) bool {
 
 func (t *tlsringStrat) memberDown(m int) {}
 
+// caller reports whether the member that began lookup l still runs (the
+// same process, not a restarted one).
+func (t *tlsringStrat) caller(l *lookup) bool {
+	return t.alive(l.m) && t.mem[l.m].inc == l.inc
+}
+
 func (t *tlsringStrat) memberUp(m int) {
 	t.cpus[m].reset(t.en.now)
 	if err := t.start(m, true); err != nil {
@@ -299,7 +306,7 @@ func (t *tlsringStrat) visit(c *client, slot int32, conns int, now int64) {
 		}
 		id := t.newLookup()
 		l := &t.lks[id]
-		*l = lookup{gen: l.gen + 1, live: true, m: int32(m), slot: slot, cid: c.id, start: now, token: held.token, created: held.created,
+		*l = lookup{gen: l.gen + 1, live: true, m: int32(m), inc: t.w.incarnation[m], slot: slot, cid: c.id, start: now, token: held.token, created: held.created,
 			penalty: int64(fails) * int64(t.sc.Balancer.RetryAfter), rtt: c.rtt, tls13: c.tls13, rsa: c.rsa, offered: offered,
 			returning: i == 0 && c.visits > 0 && has, take: t.sc.TLSRing.SingleUse}
 		if !offered {
@@ -432,15 +439,15 @@ func (t *tlsringStrat) handle(e *event) {
 		}
 	case evResp:
 		l := &t.lks[e.a]
-		if l.gen != uint32(e.x) || !l.live || !t.alive(l.m) {
-			return // the caller gave up at its deadline (and counted the call failed)
+		if l.gen != uint32(e.x) || !l.live || !t.caller(l) {
+			return // the caller gave up at its deadline (and counted the call failed), or died
 		}
 		from := e.b & 0xffffff
 		res := core.Result(e.b >> 24)
 		t.answer(e.a, int32(e.x>>32), from, res, now)
 	case evHedge:
 		l := &t.lks[e.a]
-		if l.gen != uint32(e.x) || !l.live || l.done {
+		if l.gen != uint32(e.x) || !l.live || l.done || !t.caller(l) {
 			return
 		}
 		if l.take {
@@ -454,14 +461,18 @@ func (t *tlsringStrat) handle(e *event) {
 			return
 		}
 		l.live = false
-		if t.alive(l.m) {
+		if t.caller(l) {
 			for i := range l.nasked {
 				if l.answered&(1<<i) == 0 {
 					t.failed(l.m, l.asked[i], now)
 				}
 			}
 		}
-		if !l.done {
+		switch {
+		case !l.done && !t.caller(l):
+			l.done = true // the member died mid-handshake: the connection is lost
+			t.rec.cur.ConnFailures++
+		case !l.done:
 			t.rec.cur.Timeouts++
 			out := core.Pending
 			if l.take {
