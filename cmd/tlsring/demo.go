@@ -644,9 +644,15 @@ func startTLSServer(conf *tls.Config) (*tlsServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	return serveTLS(l, conf), nil
+}
+
+// serveTLS serves conf on l (also the TLS server of `tlsring peer
+// -tls-listen`, peer_tls.go).
+func serveTLS(l net.Listener, conf *tls.Config) *tlsServer {
 	s := &tlsServer{l: l, conf: conf, viaRing: conf.WrapSession != nil}
 	s.wg.Go(s.serve)
-	return s, nil
+	return s
 }
 
 func (s *tlsServer) addr() string { return s.l.Addr().String() }

@@ -49,6 +49,7 @@ type peerConfig struct {
 	leaveTimeout     time.Duration
 	log              *slog.Logger
 	ticketKeys       ticketKeyConfig // ticketkeys.go
+	tlsFront         tlsFrontConfig  // peer_tls.go
 }
 
 // parsePeerFlags parses and checks the flags and environment of `tlsring
@@ -75,6 +76,7 @@ func parsePeerFlags(args []string, lookupEnv func(string) (string, bool), stdout
 	memTimeout := fs.Duration("memcached-timeout", memcache.DefaultTimeout, "bound on the ring operations of one memcached command")
 	leaveTimeout := fs.Duration("leave-timeout", 10*time.Second, "on SIGTERM or SIGINT, how long to spend delivering delayed writes and finishing a rebalance before closing")
 	tkFlags := addTicketKeyFlags(fs) // ticketkeys.go
+	tfFlags := addTLSFrontFlags(fs)  // peer_tls.go
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	fs.Usage = func() {
@@ -149,6 +151,9 @@ Flags:
 		}
 	}
 	if cfg.ticketKeys, err = tkFlags.check(); err != nil {
+		return nil, err
+	}
+	if cfg.tlsFront, err = tfFlags.check(*cert, *key); err != nil {
 		return nil, err
 	}
 	if cfg.tls, err = loadMemberTLS(*cert, *key, *ca, cfg.listen); err != nil {
@@ -308,6 +313,11 @@ func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready f
 		return err
 	}
 	defer stopTicketKeys()
+	_, stopTLSFront, err := startTLSFront(cfg.tlsFront, p, reg, log) // peer_tls.go
+	if err != nil {
+		return err
+	}
+	defer stopTLSFront()
 
 	var admin *adminServer
 	if cfg.admin != "" {
@@ -418,6 +428,7 @@ serve:
 	if mc != nil {
 		mc.Close()
 	}
+	stopTLSFront()
 	lctx, cancel := context.WithTimeout(context.Background(), cfg.leaveTimeout)
 	leaveErr := p.Leave(lctx)
 	cancel()
