@@ -58,6 +58,7 @@ func commands() []command {
 		{name: "bench", summary: "measure cluster CPU per resumed handshake and the transport against the alternatives, with medians and ratios", run: runBench},
 		{name: demoClientsCmd, hidden: true, run: runDemoClients},
 		{name: benchClientCmd, hidden: true, run: runBenchClient},
+		{name: realClusterCmd, hidden: true, run: runRealCluster},
 	}
 }
 
