@@ -188,7 +188,10 @@ func runRealCluster(ctx context.Context, args []string, stdout, stderr io.Writer
 			if !sleepUntil(loadCtx, run.start.Add(o.killAt)) {
 				return
 			}
-			sKill = scrapeRC(loadCtx, ms)
+			// The kill waits for this scrape: bound it.
+			sctx, cancel := context.WithTimeout(loadCtx, time.Second)
+			sKill = scrapeRC(sctx, ms)
+			cancel()
 			m := ms[o.killMember]
 			m.cmd.Process.Signal(syscall.SIGKILL)
 			killedAt = time.Since(run.start)
@@ -209,17 +212,12 @@ func runRealCluster(ctx context.Context, args []string, stdout, stderr io.Writer
 	if killedAt >= 0 {
 		res.Killed, res.KillAtS = ms[o.killMember].name, killedAt.Seconds()
 		before, after := run.window("before", 0, killedAt), run.window("after", killedAt, end)
-		var cpu float64
-		before.Lookups, cpu = scrapeDiff(s0, sKill)
-		before.CPUPerHandshakeMS = perHandshakeMS(cpu, before.Handshakes)
-		after.Lookups, cpu = scrapeDiff(sKill, sEnd)
-		after.CPUPerHandshakeMS = perHandshakeMS(cpu, after.Handshakes)
+		before.measureMembers(s0, sKill, o.members)
+		after.measureMembers(sKill, sEnd, o.members-1)
 		res.Windows = []rcWindow{before, after}
 	} else {
 		all := run.window("all", 0, end)
-		var cpu float64
-		all.Lookups, cpu = scrapeDiff(s0, sEnd)
-		all.CPUPerHandshakeMS = perHandshakeMS(cpu, all.Handshakes)
+		all.measureMembers(s0, sEnd, o.members)
 		res.Windows = []rcWindow{all}
 	}
 	res.LoadAverage = loadAverage()
@@ -232,11 +230,16 @@ func runRealCluster(ctx context.Context, args []string, stdout, stderr io.Writer
 	return nil
 }
 
-func perHandshakeMS(cpuSeconds float64, handshakes int) float64 {
-	if handshakes == 0 {
-		return 0
+// measureMembers fills in what the members counted over the window, from
+// scrapes at its start and end of want members; when a scrape missed one,
+// it leaves them out.
+func (w *rcWindow) measureMembers(start, end map[string]rcScrape, want int) {
+	lookups, cpu, ok := scrapeDiff(start, end, want)
+	if !ok || w.Handshakes == 0 {
+		return
 	}
-	return cpuSeconds * 1000 / float64(handshakes)
+	w.Lookups = lookups
+	w.CPUPerHandshakeMS = cpu * 1000 / float64(w.Handshakes)
 }
 
 // rcProgress prints a line every 5 seconds until ctx ends.

@@ -286,8 +286,11 @@ type rcWindow struct {
 	LatencyFull    rcLatency `json:"latency_full"`
 	LatencyResumed rcLatency `json:"latency_resumed"`
 
-	Lookups           map[string]float64 `json:"lookups"`                     // the TLS servers' session lookups by result
-	CPUPerHandshakeMS float64            `json:"member_cpu_per_handshake_ms"` // the members' CPU (every process) per completed handshake
+	// What the members counted (left out when a scrape of their metrics
+	// timed out): the TLS servers' session lookups by result, and the
+	// members' CPU (every process) per completed handshake.
+	Lookups           map[string]float64 `json:"lookups,omitempty"`
+	CPUPerHandshakeMS float64            `json:"member_cpu_per_handshake_ms,omitempty"`
 }
 
 // window summarises the visits that began in [from, to).

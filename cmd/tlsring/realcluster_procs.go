@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -242,54 +243,73 @@ type rcScrape struct {
 	cpu     float64            // process_cpu_seconds_total
 }
 
-// scrapeRC reads the metrics of the members that are alive, by name.
+// scrapeRC reads the metrics of the members that are alive, by name, all
+// at once.
 func scrapeRC(ctx context.Context, ms []*rcMember) map[string]rcScrape {
 	out := map[string]rcScrape{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	for _, m := range ms {
 		if !m.alive() {
 			continue
 		}
-		code, body, err := rcGet(ctx, "http://"+m.admin+"/metrics")
-		if err != nil || code != http.StatusOK {
-			continue
-		}
-		s := rcScrape{lookups: map[string]float64{}}
-		for _, line := range strings.Split(body, "\n") {
-			name, value, ok := strings.Cut(line, " ")
-			if !ok || strings.HasPrefix(line, "#") {
-				continue
+		wg.Go(func() {
+			code, body, err := rcGet(ctx, "http://"+m.admin+"/metrics")
+			if err != nil || code != http.StatusOK {
+				return
 			}
-			v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-			if err != nil {
-				continue
-			}
-			switch {
-			case name == "process_cpu_seconds_total":
-				s.cpu = v
-			case strings.HasPrefix(name, `tlsring_tlsglue_lookups_total{result="`):
-				res := strings.TrimSuffix(strings.TrimPrefix(name, `tlsring_tlsglue_lookups_total{result="`), `"}`)
-				s.lookups[res] += v
-			}
-		}
-		out[m.name] = s
+			s := parseRCMetrics(body)
+			mu.Lock()
+			out[m.name] = s
+			mu.Unlock()
+		})
 	}
+	wg.Wait()
 	return out
 }
 
-// scrapeDiff sums b minus a over the members scraped both times.
-func scrapeDiff(a, b map[string]rcScrape) (lookups map[string]float64, cpu float64) {
+// parseRCMetrics reads the samples the driver needs from a Prometheus
+// text exposition.
+func parseRCMetrics(body string) rcScrape {
+	s := rcScrape{lookups: map[string]float64{}}
+	for _, line := range strings.Split(body, "\n") {
+		name, value, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case name == "process_cpu_seconds_total":
+			s.cpu = v
+		case strings.HasPrefix(name, `tlsring_tlsglue_lookups_total{result="`):
+			res := strings.TrimSuffix(strings.TrimPrefix(name, `tlsring_tlsglue_lookups_total{result="`), `"}`)
+			s.lookups[res] += v
+		}
+	}
+	return s
+}
+
+// scrapeDiff sums b minus a over the members scraped both times; ok is
+// false if fewer than want were (a scrape timed out), and then the sums
+// are incomplete.
+func scrapeDiff(a, b map[string]rcScrape, want int) (lookups map[string]float64, cpu float64, ok bool) {
 	lookups = map[string]float64{}
+	n := 0
 	for name, sb := range b {
 		sa, ok := a[name]
 		if !ok {
 			continue
 		}
+		n++
 		cpu += sb.cpu - sa.cpu
 		for k, v := range sb.lookups {
 			lookups[k] += v - sa.lookups[k]
 		}
 	}
-	return lookups, cpu
+	return lookups, cpu, n >= want
 }
 
 // kill ends the process with SIGKILL and waits for it.

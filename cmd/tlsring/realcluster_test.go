@@ -1,0 +1,141 @@
+// realcluster_test.go: `tlsring real-cluster`: its distributions and flags,
+// and a short run against real member processes.
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRCDist(t *testing.T) {
+	for _, bad := range []string{"", "exponential", "exponential:0s", "exponential:-1s", "fixed:x", "uniform:2s", "uniform:3s:2s", "lognormal:1s:500ms", "normal:1s", "fixed:1s:2s"} {
+		if _, err := parseRCDist(bad); err == nil {
+			t.Errorf("parseRCDist(%q) accepted", bad)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	draw := func(spec string) []time.Duration {
+		d, err := parseRCDist(spec)
+		if err != nil {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		if d.String() != spec {
+			t.Errorf("%s prints as %s", spec, d)
+		}
+		out := make([]time.Duration, 40000)
+		for i := range out {
+			out[i] = d.sample(rng)
+		}
+		slices.Sort(out)
+		return out
+	}
+	near := func(what string, got, want time.Duration) {
+		if r := float64(got) / float64(want); r < 0.95 || r > 1.05 {
+			t.Errorf("%s: %v, want %v within 5%%", what, got, want)
+		}
+	}
+	mean := func(ds []time.Duration) time.Duration {
+		var s time.Duration
+		for _, d := range ds {
+			s += d
+		}
+		return s / time.Duration(len(ds))
+	}
+	if ds := draw("fixed:2s"); ds[0] != 2*time.Second || ds[len(ds)-1] != 2*time.Second {
+		t.Errorf("fixed:2s drew %v to %v", ds[0], ds[len(ds)-1])
+	}
+	near("exponential:3s mean", mean(draw("exponential:3s")), 3*time.Second)
+	ds := draw("uniform:1s:3s")
+	near("uniform:1s:3s mean", mean(ds), 2*time.Second)
+	if ds[0] < time.Second || ds[len(ds)-1] > 3*time.Second {
+		t.Errorf("uniform:1s:3s drew %v to %v", ds[0], ds[len(ds)-1])
+	}
+	ds = draw("lognormal:1s:10s")
+	near("lognormal:1s:10s median", ds[len(ds)/2], time.Second)
+	if p99 := ds[len(ds)*99/100]; p99 < 9*time.Second || p99 > 11*time.Second {
+		t.Errorf("lognormal:1s:10s p99 %v, want about 10s", p99)
+	}
+}
+
+func TestRCFlags(t *testing.T) {
+	parse := func(args ...string) (*rcOptions, error) {
+		var out, errs bytes.Buffer
+		return parseRCFlags(args, &out, &errs)
+	}
+	o, err := parse("-duration", "40s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.killAt != 20*time.Second || o.killMember != 4 || o.members != 5 {
+		t.Errorf("defaults: kill at %v, member %d of %d; want 20s, 4 of 5", o.killAt, o.killMember, o.members)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-members", "1"}, "-members 1: want 2 to 64"},
+		{[]string{"-return-probability", "1"}, "-return-probability 1: want 0 or more, less than 1"},
+		{[]string{"-return-after", "poisson:1s"}, `-return-after "poisson:1s": want fixed:D`},
+		{[]string{"-duration", "10s", "-kill-at", "10s"}, "-kill-at 10s: want less than -duration 10s"},
+		{[]string{"-members", "3", "-kill-member", "3"}, "-kill-member 3: want 0 to 2"},
+		{[]string{"-arrival-rate", "0"}, "-arrival-rate 0: want more than 0"},
+		{[]string{"-cert", "dsa"}, `-cert "dsa": want ecdsa or rsa`},
+	} {
+		if _, err := parse(tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestRealCluster runs the driver at a small size: 3 member processes, a
+// member killed half way, the balancer noticing only 2 s later.
+func TestRealCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs processes")
+	}
+	bin := tlsringBinary(t)
+	// A generous lookup deadline: the test checks that sessions resume
+	// across members and survive the kill, not how fast, on a loaded
+	// machine (and under -race).
+	cmd := exec.Command(bin, realClusterCmd, "-members", "3", "-duration", "10s", "-arrival-rate", "10",
+		"-return-probability", "0.7", "-return-after", "fixed:500ms", "-deadline", "2s", "-detect-after", "2s", "-json")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("real-cluster: %v\n%s", err, stderr.String())
+	}
+	var res rcResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	if len(res.Windows) != 2 || res.Killed == "" || res.KillAtS < 4.9 || res.KillAtS > 7 {
+		t.Fatalf("windows %d, killed %q at %.1fs; want before and after, a member killed at 5s (up to 2s late on a loaded machine)", len(res.Windows), res.Killed, res.KillAtS)
+	}
+	before, after := res.Windows[0], res.Windows[1]
+	for _, w := range res.Windows {
+		// Each window has about 10/s x 5 s x 0.7/0.3 returns.
+		if w.Returning < 20 || w.ResumptionRate < 0.9 || w.Latency.N != w.Handshakes || w.Latency.P50 <= 0 {
+			t.Errorf("%s: %d returning, %.1f%% resumed, latency %+v; want 20 or more, 90%% resumed", w.Name, w.Returning, 100*w.ResumptionRate, w.Latency)
+		}
+		// The members' counters are scraped around the kill, not at it:
+		// they need only show the lookups were made.
+		if w.Lookups != nil && w.Lookups["hit"] == 0 {
+			t.Errorf("%s: the servers counted no lookup hit", w.Name)
+		}
+	}
+	if before.Retries != 0 || after.Retries == 0 || after.Failed > after.Handshakes/10 {
+		t.Errorf("refused connections: %d before the kill, %d after; want 0 and some (the balancer noticed 2 s late); failed after: %d of %d",
+			before.Retries, after.Retries, after.Failed, after.Handshakes)
+	}
+	if t.Failed() {
+		t.Logf("stderr:\n%s\nresult:\n%s", stderr.String(), out)
+	}
+}
