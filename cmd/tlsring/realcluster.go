@@ -109,21 +109,27 @@ with a scenario's parameters.`, stdout, stderr)
 	return o, nil
 }
 
-// rcResult is the JSON output.
+// rcResult is the JSON output. Its fields split_at, strategies, before
+// and after have the names and meanings of the simulator's report (package
+// simulations, Report), so that the two compare field by field.
 type rcResult struct {
-	Members      int        `json:"members"`
-	ArrivalRate  float64    `json:"arrival_rate"`
-	ReturnProb   float64    `json:"return_probability"`
-	ReturnAfter  string     `json:"return_after"`
-	TLS13Share   float64    `json:"tls13_share"`
-	Cert         string     `json:"cert"`
-	DurationS    float64    `json:"duration_s"`
-	DeadlineMS   float64    `json:"deadline_ms"`
-	DetectAfterS float64    `json:"detect_after_s"`
-	Killed       string     `json:"killed,omitempty"`
-	KillAtS      float64    `json:"kill_at_s,omitempty"` // when the SIGKILL was sent
-	Windows      []rcWindow `json:"windows"`             // "before" and "after" the kill (or "all")
-	LoadAverage  float64    `json:"load_average"`        // of the machine, at the end
+	Members      int     `json:"members"`
+	Duration     string  `json:"duration"`
+	ArrivalRate  float64 `json:"arrival_rate"` // new clients per second
+	ReturnProb   float64 `json:"return_probability"`
+	ReturnAfter  string  `json:"return_after"`
+	TLS13Share   float64 `json:"tls13_share"`
+	Cert         string  `json:"cert"`
+	DeadlineMS   float64 `json:"deadline_ms"`
+	DetectAfterS float64 `json:"detect_after_s"`
+	Killed       string  `json:"killed,omitempty"`
+	// SplitAt is when the SIGKILL was sent, from the start of the load;
+	// Before and After cover the visits begun before and after it.
+	SplitAt     string      `json:"split_at,omitempty"`
+	Strategies  []rcSummary `json:"strategies"` // the whole run
+	Before      []rcSummary `json:"before,omitempty"`
+	After       []rcSummary `json:"after,omitempty"`
+	LoadAverage float64     `json:"load_average"` // of the machine, at the end
 }
 
 func runRealCluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -166,7 +172,7 @@ func runRealCluster(ctx context.Context, args []string, stdout, stderr io.Writer
 	}()
 	res := rcResult{
 		Members: o.members, ArrivalRate: o.load.arrivalRate, ReturnProb: o.load.returnProb, ReturnAfter: o.load.returnAfter.String(),
-		TLS13Share: o.load.tls13Share, Cert: string(o.cert), DurationS: o.load.duration.Seconds(),
+		TLS13Share: o.load.tls13Share, Cert: string(o.cert), Duration: o.load.duration.String(),
 		DeadlineMS: float64(o.deadline) / float64(time.Millisecond), DetectAfterS: o.detectAfter.Seconds(),
 	}
 	bal := &rcBalancer{deadAt: map[int]time.Time{}, detectAfter: o.detectAfter}
@@ -209,16 +215,15 @@ func runRealCluster(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	sEnd := scrapeRC(ctx, ms)
 	end := time.Since(run.start)
+	all := run.summary(0, end)
+	all.measureMembers(s0, sEnd, o.members, false)
+	res.Strategies = []rcSummary{all}
 	if killedAt >= 0 {
-		res.Killed, res.KillAtS = ms[o.killMember].name, killedAt.Seconds()
-		before, after := run.window("before", 0, killedAt), run.window("after", killedAt, end)
-		before.measureMembers(s0, sKill, o.members)
-		after.measureMembers(sKill, sEnd, o.members-1)
-		res.Windows = []rcWindow{before, after}
-	} else {
-		all := run.window("all", 0, end)
-		all.measureMembers(s0, sEnd, o.members)
-		res.Windows = []rcWindow{all}
+		res.Killed, res.SplitAt = ms[o.killMember].name, killedAt.String()
+		before, after := run.summary(0, killedAt), run.summary(killedAt, end)
+		before.measureMembers(s0, sKill, o.members, true)
+		after.measureMembers(sKill, sEnd, o.members-1, true)
+		res.Before, res.After = []rcSummary{before}, []rcSummary{after}
 	}
 	res.LoadAverage = loadAverage()
 	if o.json {
@@ -232,14 +237,21 @@ func runRealCluster(ctx context.Context, args []string, stdout, stderr io.Writer
 
 // measureMembers fills in what the members counted over the window, from
 // scrapes at its start and end of want members; when a scrape missed one,
-// it leaves them out.
-func (w *rcWindow) measureMembers(start, end map[string]rcScrape, want int) {
+// it leaves them out. With exact, every member must have been scraped both
+// times; else the members alive at the end will do (a killed member's CPU
+// and lookups are then left out).
+func (w *rcSummary) measureMembers(start, end map[string]rcScrape, want int, exact bool) {
+	if !exact {
+		want = min(want, len(end))
+	}
 	lookups, cpu, ok := scrapeDiff(start, end, want)
-	if !ok || w.Handshakes == 0 {
+	if !ok || w.Handshakes == 0 || want == 0 {
 		return
 	}
-	w.Lookups = lookups
-	w.CPUPerHandshakeMS = cpu * 1000 / float64(w.Handshakes)
+	n := func(k string) *int64 { v := int64(lookups[k]); return &v }
+	w.LookupHits, w.LookupMisses, w.LookupTimeouts, w.LookupErrors = n("hit"), n("miss"), n("timeout"), n("error")
+	w.OtherLookups = int64(lookups["mismatch"] + lookups["malformed"] + lookups["corrupt"])
+	w.CPUPerHandshakeUs = cpu * 1e6 / float64(w.Handshakes)
 }
 
 // rcProgress prints a line every 5 seconds until ctx ends.
@@ -258,18 +270,32 @@ func rcProgress(ctx context.Context, run *rcLoadRun, w io.Writer) {
 }
 
 func printRCTable(w io.Writer, r *rcResult) {
-	fmt.Fprintf(w, "\ntlsring real-cluster: %d members, %.0f new clients/s, return probability %.2f after %s, TLS 1.3 share %.2f, %s, deadline %vms\n",
+	fmt.Fprintf(w, "\ntlsring real-cluster: %d members, %v new clients/s, return probability %v after %s, TLS 1.3 share %v, %s, deadline %vms\n",
 		r.Members, r.ArrivalRate, r.ReturnProb, r.ReturnAfter, r.TLS13Share, r.Cert, r.DeadlineMS)
+	type row struct {
+		name string
+		s    rcSummary
+	}
+	rows := []row{{"all", r.Strategies[0]}}
 	if r.Killed != "" {
-		fmt.Fprintf(w, "member %s got SIGKILL at %.1fs\n", r.Killed, r.KillAtS)
+		fmt.Fprintf(w, "member %s got SIGKILL at %s\n", r.Killed, r.SplitAt)
+		rows = append(rows, row{"before", r.Before[0]}, row{"after", r.After[0]})
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "window\thandshakes\tfailed\treturning\tresumed\tp50\tp90\tp99\tlookups hit/miss/timeout/error\tmember CPU/handshake\t")
-	for _, x := range r.Windows {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f%%\t%.2fms\t%.2fms\t%.2fms\t%.0f/%.0f/%.0f/%.0f\t%.2fms\t\n", x.Name, x.Handshakes, x.Failed, x.Returning,
-			100*x.ResumptionRate, x.Latency.P50, x.Latency.P90, x.Latency.P99,
-			x.Lookups["hit"], x.Lookups["miss"], x.Lookups["timeout"], x.Lookups["error"], x.CPUPerHandshakeMS)
+	fmt.Fprintln(tw, "window\thandshakes\tfailed\tresumed/offered\tp50\tp90\tp99\tlookups hit/miss/timeout/error\tmember CPU/handshake\t")
+	v := func(p *int64) string {
+		if p == nil {
+			return "?"
+		}
+		return fmt.Sprint(*p)
+	}
+	for _, x := range rows {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s/%s/%s/%s\t%s\t\n", x.name, x.s.Handshakes, x.s.Failed, pct(x.s.Resumed, x.s.Offered),
+			fmtDur(usDur(x.s.HandshakeP50Us)), fmtDur(usDur(x.s.HandshakeP90Us)), fmtDur(usDur(x.s.HandshakeP99Us)),
+			v(x.s.LookupHits), v(x.s.LookupMisses), v(x.s.LookupTimeouts), v(x.s.LookupErrors), fmtDur(usDur(x.s.CPUPerHandshakeUs)))
 	}
 	tw.Flush()
 }
+
+func usDur(us float64) time.Duration { return time.Duration(us * float64(time.Microsecond)) }

@@ -84,7 +84,7 @@ type rcVisit struct {
 	resumed   bool
 	failed    bool
 	retries   int           // connections refused by a dead member first
-	d         time.Duration // TCP connect + TLS handshake of the connection that served it
+	d         time.Duration // from the first connection attempt to the end of the handshake
 }
 
 // rcBalancer picks a member at random among those it believes alive. A
@@ -209,7 +209,8 @@ func (r *rcLoadRun) visit(ctx context.Context, rng *rand.Rand, c *demoClient, re
 		return
 	}
 	defer func() { <-r.sem }()
-	v := rcVisit{at: time.Since(r.start), returning: returning}
+	begin := time.Now()
+	v := rcVisit{at: begin.Sub(r.start), returning: returning}
 	var skip []int
 	for {
 		i, ok := r.bal.pick(rng, skip)
@@ -217,6 +218,7 @@ func (r *rcLoadRun) visit(ctx context.Context, rng *rand.Rand, c *demoClient, re
 			v.failed = true
 			break
 		}
+		try := time.Now()
 		res, err := handshakeOnce(ctx, c, r.bal.addrs[i])
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			v.retries++
@@ -224,7 +226,7 @@ func (r *rcLoadRun) visit(ctx context.Context, rng *rand.Rand, c *demoClient, re
 			continue
 		}
 		v.failed = err != nil
-		v.offered, v.resumed, v.d = res.offered, res.resumed, res.d
+		v.offered, v.resumed, v.d = res.offered, res.resumed, try.Sub(begin)+res.d
 		break
 	}
 	if ctx.Err() != nil {
@@ -247,55 +249,56 @@ func (r *rcLoadRun) visit(ctx context.Context, rng *rand.Rand, c *demoClient, re
 	r.mu.Unlock()
 }
 
-// rcLatency is a set of latency percentiles, in milliseconds.
-type rcLatency struct {
-	N   int     `json:"n"`
-	P50 float64 `json:"p50_ms"`
-	P90 float64 `json:"p90_ms"`
-	P99 float64 `json:"p99_ms"`
-}
-
-func latencyOf(ds []time.Duration) rcLatency {
-	l := rcLatency{N: len(ds)}
+// quantileUs returns the q-quantile of sorted ds (nearest rank), in
+// microseconds; 0 for none.
+func quantileUs(ds []time.Duration, q float64) float64 {
 	if len(ds) == 0 {
-		return l
+		return 0
 	}
-	slices.Sort(ds)
-	q := func(p float64) float64 {
-		i := int(math.Ceil(p*float64(len(ds)))) - 1
-		return float64(ds[max(i, 0)]) / float64(time.Millisecond)
-	}
-	l.P50, l.P90, l.P99 = q(0.50), q(0.90), q(0.99)
-	return l
+	i := int(math.Ceil(q*float64(len(ds)))) - 1
+	return float64(ds[max(i, 0)]) / float64(time.Microsecond)
 }
 
-// rcWindow is the measurements of the visits that began in [from, to).
-type rcWindow struct {
-	Name           string  `json:"name"`
-	FromS          float64 `json:"from_s"`
-	ToS            float64 `json:"to_s"`
-	Handshakes     int     `json:"handshakes"` // completed
-	Failed         int     `json:"failed"`
-	Retries        int     `json:"retries"`   // connections refused by a dead member, then made to another
-	Returning      int     `json:"returning"` // completed handshakes of returning clients
-	Offered        int     `json:"offered"`   // of which the client offered a session
-	Resumed        int     `json:"resumed"`
-	ResumptionRate float64 `json:"resumption_rate"` // resumed / returning
+// rcSummary is the figures of the visits that began in a window. The
+// fields the simulator also reports have its names and meanings (package
+// simulations, Summary), so that the two compare field by field.
+type rcSummary struct {
+	Strategy       string  `json:"strategy"`   // "tlsring"
+	Handshakes     int64   `json:"handshakes"` // completed
+	Offered        int64   `json:"offered"`    // of which the client offered a session
+	Resumed        int64   `json:"resumed"`
+	ResumptionRate float64 `json:"resumption_rate"` // resumed / offered
+	ReturningRate  float64 `json:"returning_rate"`  // resumed / completed visits of returning clients
+	// Handshake latency as the client measured it: TCP connect and TLS
+	// handshake, from the first connection attempt (a refused one
+	// included) to the end of the handshake.
+	HandshakeP50Us    float64 `json:"handshake_p50_us"`
+	HandshakeP90Us    float64 `json:"handshake_p90_us"`
+	HandshakeP99Us    float64 `json:"handshake_p99_us"`
+	CPUPerHandshakeUs float64 `json:"cpu_per_handshake_us,omitempty"` // every member process's CPU / handshakes
+	// The TLS servers' session lookups by result, and the members' CPU,
+	// are left out when a scrape of their metrics timed out.
+	LookupHits     *int64 `json:"lookup_hits,omitempty"`
+	LookupMisses   *int64 `json:"lookup_misses,omitempty"`
+	LookupTimeouts *int64 `json:"lookup_timeouts,omitempty"`
+	LookupErrors   *int64 `json:"lookup_errors,omitempty"`
+	ConnFailures   int64  `json:"conn_failures"` // connections refused by a dead member, then made to another
 
-	Latency        rcLatency `json:"latency"` // every completed handshake: TCP connect + TLS handshake, as the client measured it
-	LatencyFull    rcLatency `json:"latency_full"`
-	LatencyResumed rcLatency `json:"latency_resumed"`
-
-	// What the members counted (left out when a scrape of their metrics
-	// timed out): the TLS servers' session lookups by result, and the
-	// members' CPU (every process) per completed handshake.
-	Lookups           map[string]float64 `json:"lookups,omitempty"`
-	CPUPerHandshakeMS float64            `json:"member_cpu_per_handshake_ms,omitempty"`
+	// Only the real cluster's:
+	FromS        float64 `json:"from_s"`
+	ToS          float64 `json:"to_s"`
+	Returning    int64   `json:"returning"` // completed visits of returning clients
+	Failed       int64   `json:"failed"`    // visits that found no handshake
+	FullP50Us    float64 `json:"full_p50_us"`
+	FullP99Us    float64 `json:"full_p99_us"`
+	ResumedP50Us float64 `json:"resumed_p50_us"`
+	ResumedP99Us float64 `json:"resumed_p99_us"`
+	OtherLookups int64   `json:"other_lookups,omitempty"` // mismatch, malformed, corrupt
 }
 
-// window summarises the visits that began in [from, to).
-func (r *rcLoadRun) window(name string, from, to time.Duration) rcWindow {
-	w := rcWindow{Name: name, FromS: from.Seconds(), ToS: to.Seconds()}
+// summary summarises the visits that began in [from, to).
+func (r *rcLoadRun) summary(from, to time.Duration) rcSummary {
+	w := rcSummary{Strategy: "tlsring", FromS: from.Seconds(), ToS: to.Seconds()}
 	var all, full, resumed []time.Duration
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -303,7 +306,7 @@ func (r *rcLoadRun) window(name string, from, to time.Duration) rcWindow {
 		if v.at < from || v.at >= to {
 			continue
 		}
-		w.Retries += v.retries
+		w.ConnFailures += int64(v.retries)
 		if v.failed {
 			w.Failed++
 			continue
@@ -311,23 +314,30 @@ func (r *rcLoadRun) window(name string, from, to time.Duration) rcWindow {
 		w.Handshakes++
 		all = append(all, v.d)
 		if v.resumed {
+			w.Resumed++
 			resumed = append(resumed, v.d)
 		} else {
 			full = append(full, v.d)
 		}
+		if v.offered {
+			w.Offered++
+		}
 		if v.returning {
 			w.Returning++
-			if v.offered {
-				w.Offered++
-			}
-			if v.resumed {
-				w.Resumed++
-			}
 		}
 	}
-	if w.Returning > 0 {
-		w.ResumptionRate = float64(w.Resumed) / float64(w.Returning)
+	if w.Offered > 0 {
+		w.ResumptionRate = float64(w.Resumed) / float64(w.Offered)
 	}
-	w.Latency, w.LatencyFull, w.LatencyResumed = latencyOf(all), latencyOf(full), latencyOf(resumed)
+	if w.Returning > 0 {
+		// Only returning clients offer a session.
+		w.ReturningRate = float64(w.Resumed) / float64(w.Returning)
+	}
+	for _, ds := range [][]time.Duration{all, full, resumed} {
+		slices.Sort(ds)
+	}
+	w.HandshakeP50Us, w.HandshakeP90Us, w.HandshakeP99Us = quantileUs(all, .5), quantileUs(all, .9), quantileUs(all, .99)
+	w.FullP50Us, w.FullP99Us = quantileUs(full, .5), quantileUs(full, .99)
+	w.ResumedP50Us, w.ResumedP99Us = quantileUs(resumed, .5), quantileUs(resumed, .99)
 	return w
 }

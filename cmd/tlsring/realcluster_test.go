@@ -116,24 +116,28 @@ func TestRealCluster(t *testing.T) {
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatalf("output %q: %v", out, err)
 	}
-	if len(res.Windows) != 2 || res.Killed == "" || res.KillAtS < 4.9 || res.KillAtS > 7 {
-		t.Fatalf("windows %d, killed %q at %.1fs; want before and after, a member killed at 5s (up to 2s late on a loaded machine)", len(res.Windows), res.Killed, res.KillAtS)
+	if len(res.Before) != 1 || len(res.After) != 1 || res.Killed == "" {
+		t.Fatalf("before %d, after %d, killed %q; want a member killed, its before and after", len(res.Before), len(res.After), res.Killed)
 	}
-	before, after := res.Windows[0], res.Windows[1]
-	for _, w := range res.Windows {
+	if at, err := time.ParseDuration(res.SplitAt); err != nil || at < 5*time.Second || at > 7*time.Second {
+		t.Errorf("killed at %s, want 5s (up to 2s late on a loaded machine)", res.SplitAt)
+	}
+	before, after := res.Before[0], res.After[0]
+	for _, w := range []rcSummary{before, after} {
 		// Each window has about 10/s x 5 s x 0.7/0.3 returns.
-		if w.Returning < 20 || w.ResumptionRate < 0.9 || w.Latency.N != w.Handshakes || w.Latency.P50 <= 0 {
-			t.Errorf("%s: %d returning, %.1f%% resumed, latency %+v; want 20 or more, 90%% resumed", w.Name, w.Returning, 100*w.ResumptionRate, w.Latency)
+		if w.Returning < 20 || w.Offered < w.Returning*9/10 || w.ResumptionRate < 0.9 || w.HandshakeP50Us <= 0 || w.HandshakeP99Us < w.HandshakeP50Us {
+			t.Errorf("%.1fs to %.1fs: %d returning, %d offered, %.1f%% resumed, handshake p50 %vus p99 %vus; want 20 or more returning, 90%% resumed",
+				w.FromS, w.ToS, w.Returning, w.Offered, 100*w.ResumptionRate, w.HandshakeP50Us, w.HandshakeP99Us)
 		}
 		// The members' counters are scraped around the kill, not at it:
 		// they need only show the lookups were made.
-		if w.Lookups != nil && w.Lookups["hit"] == 0 {
-			t.Errorf("%s: the servers counted no lookup hit", w.Name)
+		if w.LookupHits != nil && *w.LookupHits == 0 {
+			t.Errorf("%.1fs to %.1fs: the servers counted no lookup hit", w.FromS, w.ToS)
 		}
 	}
-	if before.Retries != 0 || after.Retries == 0 || after.Failed > after.Handshakes/10 {
+	if before.ConnFailures != 0 || after.ConnFailures == 0 || after.Failed > after.Handshakes/10 {
 		t.Errorf("refused connections: %d before the kill, %d after; want 0 and some (the balancer noticed 2 s late); failed after: %d of %d",
-			before.Retries, after.Retries, after.Failed, after.Handshakes)
+			before.ConnFailures, after.ConnFailures, after.Failed, after.Handshakes)
 	}
 	if t.Failed() {
 		t.Logf("stderr:\n%s\nresult:\n%s", stderr.String(), out)
