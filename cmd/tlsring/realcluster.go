@@ -36,7 +36,10 @@ type rcOptions struct {
 	detectAfter time.Duration
 	deadline    time.Duration
 	cert        certgen.KeyType
-	json        bool
+	scale       float64
+	jsonFile    string // "" = none, "-" = stdout instead of the table
+	compare     string // the simulator's JSON report to compare with
+	tol         rcTolerance
 	bin         string
 	dir         string
 }
@@ -64,7 +67,11 @@ with a scenario's parameters.`, stdout, stderr)
 	fs.DurationVar(&o.deadline, "deadline", 3*time.Millisecond, "bound on one session lookup of the members' TLS servers (-tls-deadline)")
 	fs.Uint64Var(&o.load.seed, "seed", 1, "seed of the clients' random choices")
 	fs.IntVar(&o.load.maxInFlight, "max-in-flight", 256, "bound on handshakes in flight; a visit beyond it starts late")
-	fs.BoolVar(&o.json, "json", false, "write the results as JSON")
+	fs.Float64Var(&o.scale, "scale", 1, "multiply -arrival-rate (as 'tlsring sim -scale' does)")
+	fs.StringVar(&o.jsonFile, "json", "", "also write the report as JSON to this file (- for stdout, instead of the table)")
+	fs.StringVar(&o.compare, "compare", "", "the JSON report of 'tlsring sim -json' for the same scenario: print both side by side and fail if they differ beyond the tolerance")
+	fs.Float64Var(&o.tol.resumptionPP, "tolerance-pp", 2, "-compare: the most the resumption rates before and after the kill may differ, in percentage points")
+	fs.Float64Var(&o.tol.latencyFactor, "latency-factor", 0, "-compare: the most real and simulated handshake p50 and p99 may differ, as a factor either way (0 = shown, not checked)")
 	fs.StringVar(&o.bin, "bin", "", "the tlsring binary to run the members with (default: this one)")
 	fs.StringVar(&o.dir, "dir", "", "directory for certificates and member logs, kept afterwards (default: a temporary one, removed)")
 	if err := parseFlags(fs, args, stdout); err != nil {
@@ -80,6 +87,10 @@ with a scenario's parameters.`, stdout, stderr)
 	default:
 		return nil, usagef("-cert %q: want ecdsa or rsa", *cert)
 	}
+	if !(o.scale > 0 && o.scale <= 1000) {
+		return nil, usagef("-scale %v: want more than 0, at most 1000", o.scale)
+	}
+	o.load.arrivalRate *= o.scale
 	if o.killAt == 0 {
 		o.killAt = o.load.duration / 2
 	}
@@ -103,6 +114,8 @@ with a scenario's parameters.`, stdout, stderr)
 		return nil, usagef("-kill-member %d: want 0 to %d", o.killMember, o.members-1)
 	case o.detectAfter < 0 || o.deadline < 0:
 		return nil, usagef("-detect-after and -deadline: want durations of 0 or more")
+	case o.tol.resumptionPP < 0 || o.tol.latencyFactor < 0 || (o.tol.latencyFactor > 0 && o.tol.latencyFactor < 1):
+		return nil, usagef("-tolerance-pp and -latency-factor: want 0 or more (a factor of 1 or more)")
 	case o.load.maxInFlight < 1:
 		return nil, usagef("-max-in-flight %d: want 1 or more", o.load.maxInFlight)
 	}
@@ -139,6 +152,12 @@ func runRealCluster(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	var sim *simReport
+	if o.compare != "" {
+		if sim, err = readSimReport(o.compare); err != nil {
+			return err
+		}
+	}
 	if o.bin == "" {
 		if o.bin, err = os.Executable(); err != nil {
 			return fmt.Errorf("finding this executable to run the members: %w", err)
@@ -226,12 +245,27 @@ func runRealCluster(ctx context.Context, args []string, stdout, stderr io.Writer
 		res.Before, res.After = []rcSummary{before}, []rcSummary{after}
 	}
 	res.LoadAverage = loadAverage()
-	if o.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+	if o.jsonFile != "" {
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		b = append(b, '\n')
+		if o.jsonFile == "-" {
+			_, err = stdout.Write(b)
+		} else {
+			err = os.WriteFile(o.jsonFile, b, 0o644)
+		}
+		if err != nil {
+			return err
+		}
 	}
-	printRCTable(stdout, &res)
+	if o.jsonFile != "-" {
+		printRCTable(stdout, &res)
+	}
+	if o.compare != "" {
+		return compareRC(stdout, sim, &res, o.tol)
+	}
 	return nil
 }
 
@@ -244,14 +278,15 @@ func (w *rcSummary) measureMembers(start, end map[string]rcScrape, want int, exa
 	if !exact {
 		want = min(want, len(end))
 	}
-	lookups, cpu, ok := scrapeDiff(start, end, want)
+	d, ok := scrapeDiff(start, end, want)
 	if !ok || w.Handshakes == 0 || want == 0 {
 		return
 	}
-	n := func(k string) *int64 { v := int64(lookups[k]); return &v }
+	n := func(k string) *int64 { v := int64(d.lookups[k]); return &v }
 	w.LookupHits, w.LookupMisses, w.LookupTimeouts, w.LookupErrors = n("hit"), n("miss"), n("timeout"), n("error")
-	w.OtherLookups = int64(lookups["mismatch"] + lookups["malformed"] + lookups["corrupt"])
-	w.CPUPerHandshakeUs = cpu * 1e6 / float64(w.Handshakes)
+	w.OtherLookups = int64(d.lookups["mismatch"] + d.lookups["malformed"] + d.lookups["corrupt"])
+	w.LookupP50Us, w.LookupP99Us = 1e6*histQuantile(d.latency, .5), 1e6*histQuantile(d.latency, .99)
+	w.CPUPerHandshakeUs = d.cpu * 1e6 / float64(w.Handshakes)
 }
 
 // rcProgress prints a line every 5 seconds until ctx ends.
@@ -283,7 +318,7 @@ func printRCTable(w io.Writer, r *rcResult) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "window\thandshakes\tfailed\tresumed/offered\tp50\tp90\tp99\tlookups hit/miss/timeout/error\tmember CPU/handshake\t")
+	fmt.Fprintln(tw, "window\thandshakes\tfailed\tresumed/offered\tp50\tp90\tp99\tlookups hit/miss/timeout/error\tlookup p50/p99\tmember CPU/handshake\t")
 	v := func(p *int64) string {
 		if p == nil {
 			return "?"
@@ -291,9 +326,10 @@ func printRCTable(w io.Writer, r *rcResult) {
 		return fmt.Sprint(*p)
 	}
 	for _, x := range rows {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s/%s/%s/%s\t%s\t\n", x.name, x.s.Handshakes, x.s.Failed, pct(x.s.Resumed, x.s.Offered),
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s/%s/%s/%s\t%s/%s\t%s\t\n", x.name, x.s.Handshakes, x.s.Failed, pct(x.s.Resumed, x.s.Offered),
 			fmtDur(usDur(x.s.HandshakeP50Us)), fmtDur(usDur(x.s.HandshakeP90Us)), fmtDur(usDur(x.s.HandshakeP99Us)),
-			v(x.s.LookupHits), v(x.s.LookupMisses), v(x.s.LookupTimeouts), v(x.s.LookupErrors), fmtDur(usDur(x.s.CPUPerHandshakeUs)))
+			v(x.s.LookupHits), v(x.s.LookupMisses), v(x.s.LookupTimeouts), v(x.s.LookupErrors),
+			fmtDur(usDur(x.s.LookupP50Us)), fmtDur(usDur(x.s.LookupP99Us)), fmtDur(usDur(x.s.CPUPerHandshakeUs)))
 	}
 	tw.Flush()
 }

@@ -282,7 +282,12 @@ type rcSummary struct {
 	LookupMisses   *int64 `json:"lookup_misses,omitempty"`
 	LookupTimeouts *int64 `json:"lookup_timeouts,omitempty"`
 	LookupErrors   *int64 `json:"lookup_errors,omitempty"`
-	ConnFailures   int64  `json:"conn_failures"` // connections refused by a dead member, then made to another
+	// The servers' lookup latency, estimated from their histogram
+	// (tlsring_tlsglue_lookup_duration_seconds, buckets doubling from
+	// 25us to 51ms), as Prometheus's histogram_quantile does.
+	LookupP50Us  float64 `json:"lookup_p50_us,omitempty"`
+	LookupP99Us  float64 `json:"lookup_p99_us,omitempty"`
+	ConnFailures int64   `json:"conn_failures"` // connections refused by a dead member, then made to another
 
 	// Only the real cluster's:
 	FromS        float64 `json:"from_s"`

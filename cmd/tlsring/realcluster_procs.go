@@ -12,11 +12,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -239,8 +242,9 @@ func rcGet(ctx context.Context, url string) (int, string, error) {
 
 // rcScrape is what the driver reads from one member's /metrics.
 type rcScrape struct {
-	lookups map[string]float64 // tlsring_tlsglue_lookups_total by result
-	cpu     float64            // process_cpu_seconds_total
+	lookups map[string]float64  // tlsring_tlsglue_lookups_total by result
+	latency map[float64]float64 // tlsring_tlsglue_lookup_duration_seconds, cumulative count by upper bound
+	cpu     float64             // process_cpu_seconds_total
 }
 
 // scrapeRC reads the metrics of the members that are alive, by name, all
@@ -271,7 +275,8 @@ func scrapeRC(ctx context.Context, ms []*rcMember) map[string]rcScrape {
 // parseRCMetrics reads the samples the driver needs from a Prometheus
 // text exposition.
 func parseRCMetrics(body string) rcScrape {
-	s := rcScrape{lookups: map[string]float64{}}
+	s := rcScrape{lookups: map[string]float64{}, latency: map[float64]float64{}}
+	const bucket = `tlsring_tlsglue_lookup_duration_seconds_bucket{le="`
 	for _, line := range strings.Split(body, "\n") {
 		name, value, ok := strings.Cut(line, " ")
 		if !ok || strings.HasPrefix(line, "#") {
@@ -287,6 +292,11 @@ func parseRCMetrics(body string) rcScrape {
 		case strings.HasPrefix(name, `tlsring_tlsglue_lookups_total{result="`):
 			res := strings.TrimSuffix(strings.TrimPrefix(name, `tlsring_tlsglue_lookups_total{result="`), `"}`)
 			s.lookups[res] += v
+		case strings.HasPrefix(name, bucket):
+			le, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(name, bucket), `"}`), 64)
+			if err == nil {
+				s.latency[le] += v
+			}
 		}
 	}
 	return s
@@ -295,8 +305,8 @@ func parseRCMetrics(body string) rcScrape {
 // scrapeDiff sums b minus a over the members scraped both times; ok is
 // false if fewer than want were (a scrape timed out), and then the sums
 // are incomplete.
-func scrapeDiff(a, b map[string]rcScrape, want int) (lookups map[string]float64, cpu float64, ok bool) {
-	lookups = map[string]float64{}
+func scrapeDiff(a, b map[string]rcScrape, want int) (d rcScrape, ok bool) {
+	d = rcScrape{lookups: map[string]float64{}, latency: map[float64]float64{}}
 	n := 0
 	for name, sb := range b {
 		sa, ok := a[name]
@@ -304,12 +314,42 @@ func scrapeDiff(a, b map[string]rcScrape, want int) (lookups map[string]float64,
 			continue
 		}
 		n++
-		cpu += sb.cpu - sa.cpu
+		d.cpu += sb.cpu - sa.cpu
 		for k, v := range sb.lookups {
-			lookups[k] += v - sa.lookups[k]
+			d.lookups[k] += v - sa.lookups[k]
+		}
+		for k, v := range sb.latency {
+			d.latency[k] += v - sa.latency[k]
 		}
 	}
-	return lookups, cpu, n >= want
+	return d, n >= want
+}
+
+// quantile estimates the q-quantile of a cumulative histogram, by linear
+// interpolation within the bucket it falls in (as Prometheus's
+// histogram_quantile does); beyond the last finite bound it returns that
+// bound. 0 for an empty histogram.
+func histQuantile(cum map[float64]float64, q float64) float64 {
+	les := slices.Sorted(maps.Keys(cum))
+	if len(les) == 0 || cum[les[len(les)-1]] == 0 {
+		return 0
+	}
+	rank := q * cum[les[len(les)-1]]
+	prevLE, prevN := 0.0, 0.0
+	for _, le := range les {
+		n := cum[le]
+		if n >= rank {
+			if math.IsInf(le, 1) {
+				return prevLE
+			}
+			if n == prevN {
+				return le
+			}
+			return prevLE + (le-prevLE)*(rank-prevN)/(n-prevN)
+		}
+		prevLE, prevN = le, n
+	}
+	return prevLE
 }
 
 // kill ends the process with SIGKILL and waits for it.

@@ -6,6 +6,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"os/exec"
 	"slices"
@@ -105,7 +106,7 @@ func TestRealCluster(t *testing.T) {
 	// across members and survive the kill, not how fast, on a loaded
 	// machine (and under -race).
 	cmd := exec.Command(bin, realClusterCmd, "-members", "3", "-duration", "10s", "-arrival-rate", "10",
-		"-return-probability", "0.7", "-return-after", "fixed:500ms", "-deadline", "2s", "-detect-after", "2s", "-json")
+		"-return-probability", "0.7", "-return-after", "fixed:500ms", "-deadline", "2s", "-detect-after", "2s", "-json", "-")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -141,5 +142,33 @@ func TestRealCluster(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("stderr:\n%s\nresult:\n%s", stderr.String(), out)
+	}
+}
+
+func TestRCMetrics(t *testing.T) {
+	body := `# HELP x
+process_cpu_seconds_total 1.5
+tlsring_tlsglue_lookups_total{result="hit"} 90
+tlsring_tlsglue_lookups_total{result="timeout"} 10
+tlsring_tlsglue_lookup_duration_seconds_bucket{le="0.001"} 50
+tlsring_tlsglue_lookup_duration_seconds_bucket{le="0.002"} 90
+tlsring_tlsglue_lookup_duration_seconds_bucket{le="+Inf"} 100
+`
+	a := map[string]rcScrape{"m": {lookups: map[string]float64{}, latency: map[float64]float64{}}, "gone": parseRCMetrics(body)}
+	b := map[string]rcScrape{"m": parseRCMetrics(body)}
+	d, ok := scrapeDiff(a, b, 1)
+	if !ok || d.cpu != 1.5 || d.lookups["hit"] != 90 || d.lookups["timeout"] != 10 {
+		t.Errorf("diff %+v, %v", d, ok)
+	}
+	if _, ok := scrapeDiff(a, b, 2); ok {
+		t.Error("a diff over 1 member passed for 2")
+	}
+	for _, tc := range []struct{ q, want float64 }{{0.25, 0.0005}, {0.5, 0.001}, {0.7, 0.0015}, {0.95, 0.002}} {
+		if got := histQuantile(d.latency, tc.q); math.Abs(got-tc.want) > 1e-9 {
+			t.Errorf("quantile %v: %v, want %v", tc.q, got, tc.want)
+		}
+	}
+	if got := histQuantile(map[float64]float64{}, 0.5); got != 0 {
+		t.Errorf("quantile of nothing: %v", got)
 	}
 }
