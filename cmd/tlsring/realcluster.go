@@ -12,6 +12,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -37,6 +38,7 @@ type rcOptions struct {
 	deadline    time.Duration
 	cert        certgen.KeyType
 	scale       float64
+	sample      time.Duration
 	jsonFile    string // "" = none, "-" = stdout instead of the table
 	compare     string // the simulator's JSON report to compare with
 	tol         rcTolerance
@@ -54,6 +56,7 @@ returning clients and the client-measured handshake latency before and
 after the kill. The simulator's validation (simulations/validate) runs it
 with a scenario's parameters.`, stdout, stderr)
 	o := &rcOptions{}
+	scenario := fs.String("scenario", "", "a simulator scenario `file` (simulations/scenarios) to take the members, workload, balancer, deadline and crash from; flags given as well override it")
 	fs.IntVar(&o.members, "members", 5, "member processes, at least 2")
 	fs.Float64Var(&o.load.arrivalRate, "arrival-rate", 20, "new clients per second (Poisson)")
 	fs.Float64Var(&o.load.returnProb, "return-probability", 0.8, "probability that a client returns after each visit")
@@ -67,6 +70,7 @@ with a scenario's parameters.`, stdout, stderr)
 	fs.DurationVar(&o.deadline, "deadline", 3*time.Millisecond, "bound on one session lookup of the members' TLS servers (-tls-deadline)")
 	fs.Uint64Var(&o.load.seed, "seed", 1, "seed of the clients' random choices")
 	fs.IntVar(&o.load.maxInFlight, "max-in-flight", 256, "bound on handshakes in flight; a visit beyond it starts late")
+	fs.DurationVar(&o.sample, "sample-interval", 5*time.Second, "the step of the report's time series")
 	fs.Float64Var(&o.scale, "scale", 1, "multiply -arrival-rate (as 'tlsring sim -scale' does)")
 	fs.StringVar(&o.jsonFile, "json", "", "also write the report as JSON to this file (- for stdout, instead of the table)")
 	fs.StringVar(&o.compare, "compare", "", "the JSON report of 'tlsring sim -json' for the same scenario: print both side by side and fail if they differ beyond the tolerance")
@@ -86,6 +90,13 @@ with a scenario's parameters.`, stdout, stderr)
 		o.cert = certgen.KeyType(*cert)
 	default:
 		return nil, usagef("-cert %q: want ecdsa or rsa", *cert)
+	}
+	if *scenario != "" {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if err := o.applyScenario(*scenario, set); err != nil {
+			return nil, err
+		}
 	}
 	if !(o.scale > 0 && o.scale <= 1000) {
 		return nil, usagef("-scale %v: want more than 0, at most 1000", o.scale)
@@ -116,6 +127,8 @@ with a scenario's parameters.`, stdout, stderr)
 		return nil, usagef("-detect-after and -deadline: want durations of 0 or more")
 	case o.tol.resumptionPP < 0 || o.tol.latencyFactor < 0 || (o.tol.latencyFactor > 0 && o.tol.latencyFactor < 1):
 		return nil, usagef("-tolerance-pp and -latency-factor: want 0 or more (a factor of 1 or more)")
+	case o.sample <= 0:
+		return nil, usagef("-sample-interval %v: want a positive duration", o.sample)
 	case o.load.maxInFlight < 1:
 		return nil, usagef("-max-in-flight %d: want 1 or more", o.load.maxInFlight)
 	}
@@ -143,6 +156,9 @@ type rcResult struct {
 	Before      []rcSummary `json:"before,omitempty"`
 	After       []rcSummary `json:"after,omitempty"`
 	LoadAverage float64     `json:"load_average"` // of the machine, at the end
+	// Series is the run in -sample-interval steps, by when visits began
+	// (lookups and CPU left out).
+	Series []rcSummary `json:"series"`
 }
 
 func runRealCluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -225,7 +241,8 @@ func runRealCluster(ctx context.Context, args []string, stdout, stderr io.Writer
 			fmt.Fprintf(stderr, "real-cluster: %.1fs: SIGKILL sent to member %s\n", killedAt.Seconds(), m.name)
 		})
 	}
-	bg.Go(func() { rcProgress(loadCtx, run, stderr) })
+	var loads []float64 // the machine's load average, each second
+	bg.Go(func() { loads = rcProgress(loadCtx, run, stderr) })
 	run.run(ctx)
 	endLoad()
 	bg.Wait()
@@ -243,6 +260,13 @@ func runRealCluster(ctx context.Context, args []string, stdout, stderr io.Writer
 		before.measureMembers(s0, sKill, o.members, true)
 		after.measureMembers(sKill, sEnd, o.members-1, true)
 		res.Before, res.After = []rcSummary{before}, []rcSummary{after}
+	}
+	for t := time.Duration(0); t < end; t += o.sample {
+		s := run.summary(t, min(t+o.sample, end))
+		if i := int((t + o.sample) / time.Second); i > 0 && i <= len(loads) {
+			s.LoadAverage = loads[i-1]
+		}
+		res.Series = append(res.Series, s)
 	}
 	res.LoadAverage = loadAverage()
 	if o.jsonFile != "" {
@@ -289,17 +313,22 @@ func (w *rcSummary) measureMembers(start, end map[string]rcScrape, want int, exa
 	w.CPUPerHandshakeUs = d.cpu * 1e6 / float64(w.Handshakes)
 }
 
-// rcProgress prints a line every 5 seconds until ctx ends.
-func rcProgress(ctx context.Context, run *rcLoadRun, w io.Writer) {
-	t := time.NewTicker(5 * time.Second)
+// rcProgress prints a line every 5 seconds until ctx ends, and returns
+// the machine's load average read every second.
+func rcProgress(ctx context.Context, run *rcLoadRun, w io.Writer) []float64 {
+	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var loads []float64
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return loads
 		case <-t.C:
-			fmt.Fprintf(w, "real-cluster: %3.0fs: %d handshakes, %d failed, %s of returning clients resumed\n",
-				time.Since(run.start).Seconds(), run.done.Load(), run.failed.Load(), pct(run.resumed.Load(), run.offered.Load()))
+			loads = append(loads, loadAverage())
+			if len(loads)%5 == 0 {
+				fmt.Fprintf(w, "real-cluster: %3.0fs: %d handshakes, %d failed, %s of returning clients resumed, load average %.1f\n",
+					time.Since(run.start).Seconds(), run.done.Load(), run.failed.Load(), pct(run.resumed.Load(), run.offered.Load()), loads[len(loads)-1])
+			}
 		}
 	}
 }

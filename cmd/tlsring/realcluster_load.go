@@ -299,6 +299,7 @@ type rcSummary struct {
 	ResumedP50Us float64 `json:"resumed_p50_us"`
 	ResumedP99Us float64 `json:"resumed_p99_us"`
 	OtherLookups int64   `json:"other_lookups,omitempty"` // mismatch, malformed, corrupt
+	LoadAverage  float64 `json:"load_average,omitempty"`  // series: the machine's, at the end of the step
 }
 
 // summary summarises the visits that began in [from, to).

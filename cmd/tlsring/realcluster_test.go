@@ -172,3 +172,31 @@ tlsring_tlsglue_lookup_duration_seconds_bucket{le="+Inf"} 100
 		t.Errorf("quantile of nothing: %v", got)
 	}
 }
+
+func TestRCScenario(t *testing.T) {
+	parse := func(args ...string) (*rcOptions, error) {
+		var out, errs bytes.Buffer
+		return parseRCFlags(args, &out, &errs)
+	}
+	o, err := parse("-scenario", "../../simulations/scenarios/validate-5.yaml", "-scale", "0.1", "-deadline", "50ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rcOptions{members: 5, killAt: 30 * time.Second, killMember: 2, detectAfter: time.Second, deadline: 50 * time.Millisecond, cert: "ecdsa"}
+	if o.members != want.members || o.killAt != want.killAt || o.killMember != want.killMember || o.detectAfter != want.detectAfter ||
+		o.deadline != want.deadline || o.cert != want.cert {
+		t.Errorf("validate-5 with -deadline 50ms: %+v, want %+v", *o, want)
+	}
+	if l := o.load; l.duration != time.Minute || math.Abs(l.arrivalRate-5) > 1e-9 || l.returnProb != 0.95 || l.returnAfter.String() != "exponential:5s" || l.tls13Share != 1 {
+		t.Errorf("validate-5 workload at scale 0.1: %+v", l)
+	}
+	if _, err := parse("-scenario", "../../simulations/scenarios/steady.yaml"); err == nil || !strings.Contains(err.Error(), "workload.rsa_share 0.2: the real cluster serves one certificate type") {
+		t.Errorf("steady.yaml: %v, want the rsa_share named", err)
+	}
+	if _, err := parse("-scenario", "../../simulations/scenarios/rack.yaml"); err == nil || !strings.Contains(err.Error(), "the real cluster") {
+		t.Errorf("rack.yaml: %v, want a refusal", err)
+	}
+	if _, err := parse("-scenario", "nonexistent.yaml"); err == nil || !strings.Contains(err.Error(), "nonexistent.yaml") {
+		t.Errorf("a missing scenario: %v", err)
+	}
+}
