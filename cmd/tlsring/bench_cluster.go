@@ -86,9 +86,10 @@ type benchCluster struct {
 // of servers per configuration and variant.
 func startBenchCluster(ctx context.Context, o *benchOptions, log *slog.Logger, notice func(string, ...any)) (cl *benchCluster, err error) {
 	cl = &benchCluster{configs: map[string]*benchConfig{}}
+	started := cl
 	defer func() {
 		if err != nil {
-			cl.close()
+			started.close() // cl is nil on the error returns
 		}
 	}()
 	clusterCA, err := certgen.NewCA("tlsring bench cluster CA", 24*time.Hour)
