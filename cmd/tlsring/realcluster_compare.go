@@ -28,15 +28,16 @@ type simReport struct {
 }
 
 type simSummary struct {
-	Strategy       string  `json:"strategy"`
-	Handshakes     int64   `json:"handshakes"`
-	Offered        int64   `json:"offered"`
-	Resumed        int64   `json:"resumed"`
-	ResumptionRate float64 `json:"resumption_rate"`
-	HandshakeP50Us float64 `json:"handshake_p50_us"`
-	HandshakeP99Us float64 `json:"handshake_p99_us"`
-	LookupP50Us    float64 `json:"lookup_p50_us"`
-	LookupP99Us    float64 `json:"lookup_p99_us"`
+	Strategy          string  `json:"strategy"`
+	Handshakes        int64   `json:"handshakes"`
+	Offered           int64   `json:"offered"`
+	Resumed           int64   `json:"resumed"`
+	ResumptionRate    float64 `json:"resumption_rate"`
+	HandshakeP50Us    float64 `json:"handshake_p50_us"`
+	HandshakeP99Us    float64 `json:"handshake_p99_us"`
+	LookupP50Us       float64 `json:"lookup_p50_us"`
+	LookupP99Us       float64 `json:"lookup_p99_us"`
+	CPUPerHandshakeUs float64 `json:"cpu_per_handshake_us"`
 }
 
 // rcTolerance is what the comparison accepts.
@@ -110,6 +111,7 @@ func compareRC(w io.Writer, sim *simReport, real *rcResult, tol rcTolerance) err
 			{"handshake p99", p.s.HandshakeP99Us, p.r.HandshakeP99Us, true},
 			{"lookup p50", p.s.LookupP50Us, p.r.LookupP50Us, false},
 			{"lookup p99", p.s.LookupP99Us, p.r.LookupP99Us, false},
+			{"member CPU/handshake", p.s.CPUPerHandshakeUs, p.r.CPUPerHandshakeUs, false},
 		} {
 			ratio, verdict := "-", ""
 			if l.sim > 0 && l.real > 0 {

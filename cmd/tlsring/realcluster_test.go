@@ -6,6 +6,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os/exec"
@@ -198,5 +199,36 @@ func TestRCScenario(t *testing.T) {
 	}
 	if _, err := parse("-scenario", "nonexistent.yaml"); err == nil || !strings.Contains(err.Error(), "nonexistent.yaml") {
 		t.Errorf("a missing scenario: %v", err)
+	}
+}
+
+func TestRCCompare(t *testing.T) {
+	sim := &simReport{Scenario: "s", Members: 5, SplitAt: "30s",
+		Before: []simSummary{{Strategy: "none", ResumptionRate: 0.2}, {Strategy: "tlsring", ResumptionRate: 1, Offered: 600, HandshakeP50Us: 700, HandshakeP99Us: 1200}},
+		After:  []simSummary{{Strategy: "tlsring", ResumptionRate: 0.99, Offered: 1600, HandshakeP50Us: 700, HandshakeP99Us: 1300}},
+	}
+	real := func(before, after float64, p50 float64) *rcResult {
+		return &rcResult{Members: 5, SplitAt: "30s",
+			Before: []rcSummary{{ResumptionRate: before, Offered: 650, HandshakeP50Us: p50, HandshakeP99Us: 2000}},
+			After:  []rcSummary{{ResumptionRate: after, Offered: 1500, HandshakeP50Us: p50, HandshakeP99Us: 2000}}}
+	}
+	var out bytes.Buffer
+	if err := compareRC(&out, sim, real(0.985, 0.975, 1400), rcTolerance{resumptionPP: 2, latencyFactor: 3}); err != nil {
+		t.Errorf("within 2 pp and x3: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "100.00% of 600") || !strings.Contains(out.String(), "-1.50 pp") {
+		t.Errorf("the table lacks the figures:\n%s", out.String())
+	}
+	err := compareRC(io.Discard, sim, real(0.97, 0.99, 1400), rcTolerance{resumptionPP: 2})
+	if err == nil || !strings.Contains(err.Error(), "before: resumption differs by -3.00 pp") {
+		t.Errorf("3 pp off before: %v", err)
+	}
+	err = compareRC(io.Discard, sim, real(1, 0.99, 2800), rcTolerance{resumptionPP: 2, latencyFactor: 3})
+	if err == nil || !strings.Contains(err.Error(), "handshake p50 real/simulated x4.00") {
+		t.Errorf("p50 x4 against a factor of 3: %v", err)
+	}
+	sim.Members = 3
+	if err := compareRC(io.Discard, sim, real(1, 1, 700), rcTolerance{resumptionPP: 2}); err == nil {
+		t.Error("3 simulated members compared with 5 real ones")
 	}
 }

@@ -13,6 +13,8 @@
 # Environment: SCALE (arrival rate multiplier, default 0.15: about 45
 # handshakes/s at the end of validate-5), RUNS (real runs, default 1),
 # TOLERANCE_PP (default 2), LATENCY_FACTOR (default: shown, not checked),
+# DEADLINE (replaces the scenario's tlsring.deadlines in both runs, e.g.
+# 250ms: a deadline the shared machine's scheduling noise rarely exceeds),
 # OUT (folder for the binary and reports, default a new temporary one).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,6 +25,14 @@ tol=${TOLERANCE_PP:-2}
 out=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/tlsring-validate.XXXXXX")}
 mkdir -p "$out"
 
+if [ -n "${DEADLINE:-}" ]; then
+	sed -E "s/^([[:space:]]*deadlines:).*/\1 [$DEADLINE]/" "$scenario" >"$out/scenario.yaml"
+	if ! grep -q "deadlines: \[$DEADLINE\]" "$out/scenario.yaml"; then
+		echo "compare.sh: $scenario has no 'deadlines:' line to set DEADLINE in" >&2
+		exit 2
+	fi
+	scenario=$out/scenario.yaml
+fi
 go build -o "$out/tlsring" ./cmd/tlsring
 echo "== simulator: tlsring sim $scenario -scale $scale"
 "$out/tlsring" sim "$scenario" -scale "$scale" -out "$out/sim" -json "$out/sim.json"
