@@ -128,6 +128,10 @@ func compareRC(w io.Writer, sim *simReport, real *rcResult, tol rcTolerance) err
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", p.name, l.name, fmtDur(usDur(l.sim)), fmtDur(usDur(l.real)), ratio, verdict)
 		}
 	}
+	// The kill's own effect, after minus before in one run: a level the
+	// machine's load sets alike in both windows cancels out.
+	simD, realD := 100*(simA.ResumptionRate-simB.ResumptionRate), 100*(real.After[0].ResumptionRate-real.Before[0].ResumptionRate)
+	fmt.Fprintf(tw, "kill\tafter - before\t%+.2f pp\t%+.2f pp\t%+.2f pp\t(shown)\t\n", simD, realD, realD-simD)
 	tw.Flush()
 	if len(bad) > 0 {
 		return fmt.Errorf("the real cluster differs from the simulation beyond the tolerance: %v", bad)
