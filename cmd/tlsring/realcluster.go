@@ -75,7 +75,7 @@ with a scenario's parameters.`, stdout, stderr)
 	fs.StringVar(&o.jsonFile, "json", "", "also write the report as JSON to this file (- for stdout, instead of the table)")
 	fs.StringVar(&o.compare, "compare", "", "the JSON report of 'tlsring sim -json' for the same scenario: print both side by side and fail if they differ beyond the tolerance")
 	fs.Float64Var(&o.tol.resumptionPP, "tolerance-pp", 2, "-compare: the most the resumption rates before and after the kill may differ, in percentage points")
-	fs.Float64Var(&o.tol.latencyFactor, "latency-factor", 0, "-compare: the most real and simulated handshake p50 and p99 may differ, as a factor either way (0 = shown, not checked)")
+	fs.Float64Var(&o.tol.latencyFactor, "latency-factor", 0, "-compare: the most real and simulated handshake p50 may differ, as a factor either way (0 = shown, not checked; p99 is always only shown)")
 	fs.StringVar(&o.bin, "bin", "", "the tlsring binary to run the members with (default: this one)")
 	fs.StringVar(&o.dir, "dir", "", "directory for certificates and member logs, kept afterwards (default: a temporary one, removed)")
 	if err := parseFlags(fs, args, stdout); err != nil {

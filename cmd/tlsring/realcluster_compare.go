@@ -2,8 +2,8 @@
 // real cluster's figures next to the simulator's for the same scenario
 // (the JSON of `tlsring sim -json`), before and after the kill, with the
 // differences, and an error when the resumption rates differ by more than
-// the tolerance (2 percentage points) or a handshake latency percentile by
-// more than its factor.
+// the tolerance (2 percentage points) or, if asked, the median handshake
+// latency by more than a factor.
 
 package main
 
@@ -43,7 +43,7 @@ type simSummary struct {
 // rcTolerance is what the comparison accepts.
 type rcTolerance struct {
 	resumptionPP  float64 // percentage points
-	latencyFactor float64 // real / simulated handshake p50 and p99 within [1/f, f]; 0 = not checked
+	latencyFactor float64 // real / simulated handshake p50 within [1/f, f]; 0 = not checked
 }
 
 // readSimReport reads the simulator's JSON report.
@@ -83,7 +83,7 @@ func compareRC(w io.Writer, sim *simReport, real *rcResult, tol rcTolerance) err
 	fmt.Fprintf(w, "\nsimulator (scenario %s, scale %v, fault at %s) vs real cluster (SIGKILL at %s); tolerance: resumption %v pp",
 		sim.Scenario, sim.Scale, sim.SplitAt, real.SplitAt, tol.resumptionPP)
 	if tol.latencyFactor > 0 {
-		fmt.Fprintf(w, ", handshake latency x%v", tol.latencyFactor)
+		fmt.Fprintf(w, ", handshake p50 x%v", tol.latencyFactor)
 	}
 	fmt.Fprintf(w, "\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -108,7 +108,7 @@ func compareRC(w io.Writer, sim *simReport, real *rcResult, tol rcTolerance) err
 			checked   bool
 		}{
 			{"handshake p50", p.s.HandshakeP50Us, p.r.HandshakeP50Us, true},
-			{"handshake p99", p.s.HandshakeP99Us, p.r.HandshakeP99Us, true},
+			{"handshake p99", p.s.HandshakeP99Us, p.r.HandshakeP99Us, false},
 			{"lookup p50", p.s.LookupP50Us, p.r.LookupP50Us, false},
 			{"lookup p99", p.s.LookupP99Us, p.r.LookupP99Us, false},
 			{"member CPU/handshake", p.s.CPUPerHandshakeUs, p.r.CPUPerHandshakeUs, false},

@@ -7,7 +7,8 @@
 # -scenario`, the same parameters), then prints both side by side. It exits
 # nonzero if the resumption rates before or after the kill differ by more
 # than TOLERANCE_PP percentage points in any run, or, with LATENCY_FACTOR,
-# if a handshake p50 or p99 differs by more than that factor either way.
+# if the handshake p50 differs by more than that factor either way (p99,
+# lookup latency and member CPU are shown, not checked).
 #
 # Usage: simulations/validate/compare.sh [SCENARIO]
 # Environment: SCALE (arrival rate multiplier, default 0.15: about 45
