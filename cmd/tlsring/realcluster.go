@@ -226,13 +226,18 @@ func runRealCluster(ctx context.Context, args []string, stdout, stderr io.Writer
 	defer endLoad()
 	if o.killAt >= 0 {
 		bg.Go(func() {
-			if !sleepUntil(loadCtx, run.start.Add(o.killAt)) {
+			// The members' figures are split a second before the kill,
+			// so that their scrape (bounded to that second) never delays
+			// it: the lookups of the last second count as after.
+			if !sleepUntil(loadCtx, run.start.Add(max(o.killAt-time.Second, 0))) {
 				return
 			}
-			// The kill waits for this scrape: bound it.
 			sctx, cancel := context.WithTimeout(loadCtx, time.Second)
 			sKill = scrapeRC(sctx, ms)
 			cancel()
+			if !sleepUntil(loadCtx, run.start.Add(o.killAt)) {
+				return
+			}
 			m := ms[o.killMember]
 			m.cmd.Process.Signal(syscall.SIGKILL)
 			killedAt = time.Since(run.start)

@@ -277,7 +277,8 @@ type rcSummary struct {
 	HandshakeP99Us    float64 `json:"handshake_p99_us"`
 	CPUPerHandshakeUs float64 `json:"cpu_per_handshake_us,omitempty"` // every member process's CPU / handshakes
 	// The TLS servers' session lookups by result, and the members' CPU,
-	// are left out when a scrape of their metrics timed out.
+	// from scrapes of their metrics at the start, a second before the kill
+	// and at the end; left out when a scrape timed out.
 	LookupHits     *int64 `json:"lookup_hits,omitempty"`
 	LookupMisses   *int64 `json:"lookup_misses,omitempty"`
 	LookupTimeouts *int64 `json:"lookup_timeouts,omitempty"`
