@@ -348,13 +348,9 @@ func startDemoServer(o *demoOptions, conf *tls.Config, viaRing bool) (demoServer
 func startDemoMembers(n int, conf *tls.Config, trm *transport.Metrics, reg prometheus.Registerer, log *slog.Logger) ([]*peer.Peer, error) {
 	var lastErr error
 	for range 3 {
-		names := make([]string, n)
-		for i := range names {
-			port, err := freeUDPPort()
-			if err != nil {
-				return nil, err
-			}
-			names[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		names, err := loopbackMemberNames(n)
+		if err != nil {
+			return nil, err
 		}
 		var peers []*peer.Peer
 		for _, name := range names {
@@ -378,6 +374,20 @@ func startDemoMembers(n int, conf *tls.Config, trm *transport.Metrics, reg prome
 		}
 	}
 	return nil, lastErr
+}
+
+// loopbackMemberNames returns n member names on loopback UDP ports that
+// were free a moment ago (also realcluster_procs.go's).
+func loopbackMemberNames(n int) ([]string, error) {
+	names := make([]string, n)
+	for i := range names {
+		port, err := freeUDPPort()
+		if err != nil {
+			return nil, err
+		}
+		names[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	}
+	return names, nil
 }
 
 // freeUDPPort returns a loopback UDP port that was free a moment ago.

@@ -14,7 +14,6 @@ import (
 	"io"
 	"maps"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -84,13 +83,9 @@ func rcCerts(dir string, kt certgen.KeyType) (ca *certgen.CA, webCA *certgen.CA,
 func startRCMembers(ctx context.Context, bin, dir string, n int, deadline time.Duration) ([]*rcMember, error) {
 	var lastErr error
 	for attempt := range 3 {
-		names := make([]string, n)
-		for i := range names {
-			port, err := freeUDPPort()
-			if err != nil {
-				return nil, err
-			}
-			names[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		names, err := loopbackMemberNames(n)
+		if err != nil {
+			return nil, err
 		}
 		ms := make([]*rcMember, n)
 		for i := range ms {
