@@ -55,7 +55,7 @@ func (o *rcOptions) applyScenario(path string, set map[string]bool) error {
 	setDefault("duration", func() { o.load.duration = sc.Duration.D() })
 	setDefault("arrival-rate", func() { o.load.arrivalRate = w.ArrivalRate })
 	setDefault("return-probability", func() { o.load.returnProb = w.ReturnProbability })
-	setDefault("tls13-share", func() { o.load.tls13Share = w.TLS13Share })
+	setDefault("tls13-share", func() { o.load.tls13Share = *w.TLS13Share }) // set by LoadScenario (unset = 1)
 	setDefault("cert", func() {
 		o.cert = certgen.ECDSA
 		if w.RSAShare == 1 {
