@@ -215,8 +215,11 @@ func runRealCluster(ctx context.Context, args []string, stdout, stderr io.Writer
 		bal.addrs = append(bal.addrs, m.tlsAddr)
 	}
 	run := &rcLoadRun{l: &o.load, bal: bal}
-	fmt.Fprintf(stderr, "real-cluster: %v of load, %.0f new clients/s, member %s killed at %v\n",
-		o.load.duration, o.load.arrivalRate, ms[o.killMember].name, o.killAt)
+	kill := "no kill"
+	if o.killAt >= 0 {
+		kill = fmt.Sprintf("member %s killed at %v", ms[o.killMember].name, o.killAt)
+	}
+	fmt.Fprintf(stderr, "real-cluster: %v of load, %v new clients/s, %s\n", o.load.duration, o.load.arrivalRate, kill)
 	s0 := scrapeRC(ctx, ms)
 	run.start = time.Now()
 	var sKill map[string]rcScrape
