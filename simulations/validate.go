@@ -81,7 +81,7 @@ func (s *Scenario) setDefaults() {
 		def(&(*p).Resumed, d.Resumed.D())
 		def(&(*p).Stateless, d.Stateless.D())
 	}
-	def(&c.LookupLocal, 2*time.Microsecond)  // BenchmarkGet, local copy: 2.4 µs with the benchmark's context
+	def(&c.LookupLocal, 2*time.Microsecond) // BenchmarkGet, local copy: 2.4 µs with the benchmark's context
 	// A request to another member, both ends: 100 µs. Calibrated on
 	// `tlsring bench` (docs/benchmarks.json, TLS 1.3 ECDSA, 8 in flight):
 	// the cluster CPU per resumed handshake through tlsring exceeds the

@@ -23,6 +23,8 @@ const (
 	DefaultDownAfter     = 3
 	DefaultTombstoneTTL  = 10 * time.Minute
 	DefaultHintBytes     = 8 << 20
+	// DefaultTransferPatience: see Config.TransferPatience.
+	DefaultTransferPatience = 10 * time.Second
 )
 
 // TransferParts is how many parts each member's share of a state transfer
@@ -68,6 +70,16 @@ type Config struct {
 	// HintBytes bounds the delayed writes kept (keys, values and
 	// HintOverhead each).
 	HintBytes int64 `json:"hint_bytes"`
+	// TransferPatience is how long a state transfer keeps waiting for a
+	// member marked down before the member counts as ready without that
+	// member's share. Within it, a member marked down still holds
+	// readiness: a member that restarts on a busy machine may mark live
+	// but slow members down during its warm-up, and reporting ready
+	// without their shares would let a rolling restart stop the next
+	// member before its entries are here. After it, a member marked down
+	// no longer holds readiness (it may never come back); its share is
+	// still pulled when it answers again.
+	TransferPatience time.Duration `json:"transfer_patience,omitempty"`
 	// ExternalLiveness makes Liveness events (an external membership
 	// source, such as gossip) the only judge of which members are down:
 	// call outcomes no longer mark members down or up, and Tick probes
@@ -93,7 +105,7 @@ func (cfg *Config) setDefaults() error {
 		return errors.New("core: Config.Self is empty")
 	case cfg.Replicas < 0 || cfg.DownAfter < 0 || cfg.HintBytes < 0:
 		return errors.New("core: Config.Replicas, DownAfter and HintBytes must not be negative")
-	case cfg.HedgeAfter < 0 || cfg.ProbeInterval < 0 || cfg.TombstoneTTL < 0:
+	case cfg.HedgeAfter < 0 || cfg.ProbeInterval < 0 || cfg.TombstoneTTL < 0 || cfg.TransferPatience < 0:
 		return errors.New("core: Config durations must not be negative")
 	}
 	if cfg.Replicas == 0 {
@@ -116,6 +128,9 @@ func (cfg *Config) setDefaults() error {
 	}
 	if cfg.HintBytes == 0 {
 		cfg.HintBytes = DefaultHintBytes
+	}
+	if cfg.TransferPatience == 0 {
+		cfg.TransferPatience = DefaultTransferPatience
 	}
 	return nil
 }

@@ -30,19 +30,19 @@ func (c *Core) CallOK(now time.Time, member string) (up bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.cfg.ExternalLiveness {
-		up = c.markUp(member)
+		up = c.markUp(now, member)
 		delete(c.timeouts, member)
 	}
 	c.record(Event{Kind: KindCallOK, At: now, Member: member}, Decision{Changed: up})
 	return up
 }
 
-func (c *Core) markUp(member string) bool {
+func (c *Core) markUp(now time.Time, member string) bool {
 	if _, was := c.down[member]; !was {
 		return false
 	}
 	delete(c.down, member)
-	c.updateTransferring()
+	c.updateTransferring(now)
 	return true
 }
 
@@ -80,7 +80,7 @@ func (c *Core) failed(now time.Time, member string, timedOut bool, err string) b
 		}
 	}
 	c.down[member] = DownInfo{Since: now, Err: err}
-	c.updateTransferring()
+	c.updateTransferring(now)
 	return true
 }
 
@@ -108,7 +108,7 @@ func (c *Core) liveness(now time.Time, member string, alive bool, reason string)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if alive {
-		changed = c.markUp(member)
+		changed = c.markUp(now, member)
 		delete(c.timeouts, member)
 	} else {
 		why := reason

@@ -53,7 +53,7 @@ func (c *Core) SetRing(now time.Time, r *ring.Ring) Decision {
 		c.startTransfer(now, r)
 		d.StartTransfer, d.Gen = true, c.tr.gen
 	} else {
-		c.updateTransferring()
+		c.updateTransferring(now)
 	}
 	c.record(Event{Kind: KindSetMembers, At: now, Members: r.Members()}, d)
 	return d

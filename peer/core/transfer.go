@@ -57,18 +57,21 @@ func (c *Core) startTransfer(now time.Time, r *ring.Ring) {
 		t.want[i], t.next[i] = allParts, allParts
 		t.done = false
 	}
-	c.updateTransferring()
+	c.updateTransferring(now)
 }
 
-// updateTransferring recounts the members the transfer waits for; c.mu is
-// held. A member marked down does not hold readiness: it may never come
-// back.
-func (c *Core) updateTransferring() {
+// updateTransferring recounts the members the transfer waits for at now;
+// c.mu is held. A member marked down holds readiness only until
+// Config.TransferPatience after the transfer started: it may never come
+// back. (Every round end recounts, so the patience running out is seen
+// within one backoff.)
+func (c *Core) updateTransferring(now time.Time) {
 	t := &c.tr
+	patient := now.Sub(t.started) < c.cfg.TransferPatience
 	t.waiting = 0
 	for i, w := range t.want {
 		if w != 0 {
-			if _, d := c.down[t.members[i]]; !d {
+			if _, d := c.down[t.members[i]]; !d || patient {
 				t.waiting++
 			}
 		}
@@ -133,10 +136,7 @@ func (c *Core) TransferPartDone(now time.Time, gen uint64, p Part, err string) (
 			t.errs[p.Member] = err
 		} else if t.want[i] &^= bit; t.want[i] == 0 {
 			delete(t.errs, p.Member)
-			if _, d := c.down[p.Member]; !d {
-				t.waiting-- // counted incrementally: 16 parts of 1000 members
-				t.transferring = t.waiting > 0
-			}
+			c.updateTransferring(now) // once per member, when its share is in
 		}
 	}
 	c.record(Event{Kind: KindTransferPartDone, At: now, Gen: gen, Part: p, Err: err}, Decision{Transferring: t.transferring})
@@ -174,7 +174,7 @@ func (c *Core) TransferRoundEnd(now time.Time, gen uint64) Decision {
 			d.Wait = c.jitter(t.backoff)
 			t.backoff = min(2*t.backoff, TransferBackoffMax)
 		}
-		c.updateTransferring()
+		c.updateTransferring(now)
 	}
 	d.Transferring = t.transferring
 	c.record(Event{Kind: KindTransferRoundEnd, At: now, Gen: gen}, d)

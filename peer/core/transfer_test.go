@@ -80,8 +80,13 @@ func TestTransferRounds(t *testing.T) {
 	}
 	c.TransferPartDone(t0, gen, parts[0], "")
 	d = c.TransferRoundEnd(t0.Add(time.Second), gen)
+	if d.Done || !d.Transferring || c.Miss(t0, []byte("k"), false) == MissNotFound {
+		t.Fatalf("with only a down member left, within the patience: %+v", d)
+	}
+	c.TransferRound(t0.Add(time.Second), gen) // ms[3]'s parts wait for a probe
+	d = c.TransferRoundEnd(t0.Add(DefaultTransferPatience), gen)
 	if d.Done || d.Transferring || c.Miss(t0, []byte("k"), false) != MissNotFound {
-		t.Fatalf("with only a down member left: %+v", d)
+		t.Fatalf("with only a down member left, past the patience: %+v", d)
 	}
 	// ms[3] comes back: waiting again, and its parts are asked.
 	c.CallOK(t0, ms[3])
@@ -257,8 +262,18 @@ func TestReadiness(t *testing.T) {
 		t.Fatalf("waiting for one: %+v", rd)
 	}
 	c.CallFailed(t0, ms[2], false, "unreachable")
+	if rd = c.Readiness(); rd.Ready || !rd.Transferring || rd.Down[ms[2]].Err != "unreachable" {
+		t.Fatalf("the member waited for was just marked down: not ready yet %+v", rd)
+	}
+	c.TransferRound(t0.Add(time.Second), 1)
+	c.TransferRoundEnd(t0.Add(DefaultTransferPatience-time.Millisecond), 1)
+	if rd = c.Readiness(); rd.Ready {
+		t.Fatalf("ready before the transfer patience ran out: %+v", rd)
+	}
+	c.TransferRound(t0.Add(DefaultTransferPatience), 1)
+	c.TransferRoundEnd(t0.Add(DefaultTransferPatience), 1)
 	if rd = c.Readiness(); !rd.Ready || rd.Transferring || rd.Down[ms[2]].Err != "unreachable" {
-		t.Fatalf("the member waited for is down: ready %+v", rd)
+		t.Fatalf("the member waited for is down past the patience: ready %+v", rd)
 	}
 	c.CallFailed(t0, ms[1], false, "unreachable")
 	if rd = c.Readiness(); rd.Ready {
