@@ -87,3 +87,13 @@ func verifyClient(cs tls.ConnectionState, roots *x509.CertPool) error {
 	}
 	return nil
 }
+
+// StatelessResetKey derives the QUIC stateless reset key of a socket that
+// listens on addr from the member's certificate key, so that a restarted
+// member resets connections its previous incarnation held (callers notice
+// at their next packet, not at the idle timeout). Other QUIC protocols of
+// a member (gossip) use it for their own sockets; the key differs per
+// address.
+func StatelessResetKey(cert tls.Certificate, addr string) *[32]byte {
+	return deriveResetKey(cert, addr)
+}
