@@ -11,15 +11,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tlsring/tlsring/peer/gossip"
 )
-
-// defaultGossipPort is memberlist's customary port.
-const defaultGossipPort = "7946"
 
 // gossipJoinWait bounds how long a member waits at start for a seed to
 // answer before it starts alone (it goes on trying to join).
@@ -34,7 +32,7 @@ type gossipFlags struct {
 
 func addGossipFlags(fs *flag.FlagSet) *gossipFlags {
 	return &gossipFlags{
-		listen: fs.String("gossip-listen", "", "with -membership gossip: UDP ip:port to gossip on (QUIC with mutual TLS, the same certificate and CA as -listen); other members reach this one there (default: the host of -listen, port "+defaultGossipPort+")"),
+		listen: fs.String("gossip-listen", "", "with -membership gossip: UDP ip:port to gossip on (QUIC with mutual TLS, the same certificate and CA as -listen); other members reach this one there (default: the host of -listen, its port plus one)"),
 		seeds:  fs.String("gossip-seeds", "", "with -membership gossip: comma-separated -gossip-listen addresses of members to join through (this member's own may be among them); one that answers is enough; none: this member starts a cluster"),
 		probe:  fs.Duration("gossip-probe-interval", gossip.DefaultProbeInterval, "with -membership gossip: how often each member probes another; a failed member is declared dead after a few intervals (more in larger clusters)"),
 	}
@@ -53,8 +51,9 @@ func (f *gossipFlags) check(mode string, given map[string]bool, listen string) (
 	}
 	gl := *f.listen
 	if gl == "" {
-		host, _, _ := net.SplitHostPort(listen)
-		gl = net.JoinHostPort(host, defaultGossipPort)
+		host, port, _ := net.SplitHostPort(listen)
+		n, _ := strconv.Atoi(port)
+		gl = net.JoinHostPort(host, strconv.Itoa(n+1))
 	}
 	host, _, err := net.SplitHostPort(gl)
 	if err != nil || checkMemberAddr(gl) != nil || net.ParseIP(host) == nil || net.ParseIP(host).IsUnspecified() {

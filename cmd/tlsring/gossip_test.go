@@ -10,10 +10,12 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +24,7 @@ import (
 	"time"
 
 	"github.com/tlsring/tlsring/cmd/internal/memcache"
+	"github.com/tlsring/tlsring/peer/membership"
 )
 
 const (
@@ -292,6 +295,51 @@ func TestGossipGrowShrink(t *testing.T) {
 	for _, pp := range faces {
 		if n := metric(t, "http://"+pp.admin+"/metrics", "tlsring_membership_gossip_leaves_total", "reason", "dead"); n < 1 {
 			t.Errorf("%s counted no member declared dead", pp.name)
+		}
+	}
+}
+
+// TestGossipFlags: the flags of -membership gossip, parsed.
+func TestGossipFlags(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, errs := runCmd("certs", "-dir", dir, "-name", "a", "-hosts", "127.0.0.1"); code != 0 {
+		t.Fatal(errs)
+	}
+	parse := func(args ...string) (*peerConfig, error) {
+		var out, errs bytes.Buffer
+		base := []string{"-listen", "127.0.0.1:7001", "-cert", filepath.Join(dir, "a.pem"), "-key", filepath.Join(dir, "a-key.pem"), "-ca", filepath.Join(dir, "ca.pem")}
+		return parsePeerFlags(append(base, args...), func(string) (string, bool) { return "", false }, &out, &errs)
+	}
+	cfg, err := parse("-membership", "gossip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := cfg.membership.gossip
+	if g == nil || g.Listen != "127.0.0.1:7002" || g.Member != "127.0.0.1:7001" || len(g.Seeds) != 0 || g.ProbeInterval != time.Second ||
+		cfg.membership.grace != membership.DefaultGrace || !slices.Equal(cfg.members, []string{"127.0.0.1:7001"}) {
+		t.Fatalf("-membership gossip: %+v, grace %v, members %v", g, cfg.membership.grace, cfg.members)
+	}
+	cfg, err = parse("-membership", "gossip", "-gossip-listen", "127.0.0.1:9000", "-gossip-seeds", "10.0.0.1:9000,10.0.0.2:9000", "-gossip-probe-interval", "200ms", "-membership-grace", "5s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := cfg.membership.gossip; g.Listen != "127.0.0.1:9000" || !slices.Equal(g.Seeds, []string{"10.0.0.1:9000", "10.0.0.2:9000"}) || g.ProbeInterval != 200*time.Millisecond || cfg.membership.grace != 5*time.Second {
+		t.Fatalf("gossip flags: %+v, grace %v", g, cfg.membership.grace)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-gossip-seeds", "10.0.0.1:9000"}, "-gossip-seeds needs -membership gossip"},
+		{[]string{"-membership", "gossip", "-members", "127.0.0.1:7001"}, "drop -members"},
+		{[]string{"-membership", "gossip", "-gossip-listen", "0.0.0.0:9000"}, "not a wildcard"},
+		{[]string{"-membership", "gossip", "-gossip-listen", "localhost:9000"}, "not a name"},
+		{[]string{"-membership", "gossip", "-gossip-seeds", "10.0.0.1"}, "-gossip-seeds \"10.0.0.1\""},
+		{[]string{"-membership", "gossip", "-gossip-probe-interval", "0s"}, "want a positive duration"},
+	} {
+		_, err := parse(tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
 		}
 	}
 }
