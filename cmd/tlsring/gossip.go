@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tlsring/tlsring/peer/gossip"
+	"github.com/tlsring/tlsring/peer/membership"
 )
 
 // gossipJoinWait bounds how long a member waits at start for a seed to
@@ -95,4 +97,18 @@ func startGossip(ctx context.Context, cfg *peerConfig, authorize func(*x509.Cert
 	case <-ctx.Done():
 	}
 	return g, nil
+}
+
+// countSuspicions passes gossip's liveness on to the peer, counting each
+// suspicion in tlsring_membership_suspicions_total.
+type countSuspicions struct {
+	membership.Liveness
+	metrics *membership.Metrics
+}
+
+func (c countSuspicions) MemberDown(member string, reason error) {
+	if errors.Is(reason, gossip.ErrSuspect) {
+		c.metrics.Suspicion()
+	}
+	c.Liveness.MemberDown(member, reason)
 }

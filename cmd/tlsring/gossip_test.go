@@ -292,10 +292,15 @@ func TestGossipGrowShrink(t *testing.T) {
 		t.Errorf("the killed member's ranges moved after %v, before the grace period of %v", moved, gossipGrace)
 	}
 	checkFound(t, faces, before, "a member was killed with -9")
+	suspicions := 0.0
 	for _, pp := range faces {
 		if n := metric(t, "http://"+pp.admin+"/metrics", "tlsring_membership_gossip_leaves_total", "reason", "dead"); n < 1 {
 			t.Errorf("%s counted no member declared dead", pp.name)
 		}
+		suspicions += metric(t, "http://"+pp.admin+"/metrics", "tlsring_membership_suspicions_total")
+	}
+	if suspicions < 1 {
+		t.Error("no member counted a suspicion of the member killed")
 	}
 }
 

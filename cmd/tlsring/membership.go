@@ -196,7 +196,7 @@ func startMembership(ctx context.Context, cfg *peerConfig, p *peer.Peer, reg pro
 		src = d
 	case "gossip":
 		g := cfg.membership.g
-		g.SetLiveness(p) // gossip's liveness is the peer's (Config.ExternalLiveness)
+		g.SetLiveness(countSuspicions{p, metrics}) // gossip.go; the peer's only judge of down (Config.ExternalLiveness)
 		src = g
 	default:
 		return nil, nil, fmt.Errorf("membership %q has no source", cfg.membership.mode)

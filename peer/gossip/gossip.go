@@ -335,8 +335,8 @@ func (g *Gossip) poke() {
 	}
 }
 
-// watch follows memberlist's state: on every event memberlist reports, and
-// every half probe interval for suspicions (which it does not report).
+// watch follows memberlist's state: on every event memberlist reports (and
+// each suspicion logWriter sees), and every half probe interval in case.
 func (g *Gossip) watch() {
 	defer g.wg.Done()
 	t := time.NewTicker(max(g.cfg.ProbeInterval/2, 10*time.Millisecond))
@@ -387,17 +387,17 @@ func (g *Gossip) refresh() {
 		switch {
 		case addr == g.cfg.Member:
 		case sus && (!had || !prev):
-			evs = append(evs, event{addr, false, errSuspect})
+			evs = append(evs, event{addr, false, ErrSuspect})
 		case !sus && (!had || prev):
 			evs = append(evs, event{addr, true, nil})
 		}
 	}
 	for addr := range g.state {
 		if _, ok := now[addr]; !ok && addr != g.cfg.Member {
-			why := errDead
+			why := ErrDead
 			for _, gi := range g.gone {
 				if gi.addr == addr && gi.state == memberlist.StateLeft {
-					why = errLeft
+					why = ErrLeft
 				}
 			}
 			evs = append(evs, event{addr, false, why})
@@ -453,7 +453,6 @@ func (g *Gossip) suspected(name string) {
 	}
 	g.mu.Unlock()
 	if known && !was {
-		g.metrics.suspicions.Inc()
 		g.log.Warn("gossip: member suspect: its probes failed; reads go to its replica", "peer", name)
 		g.poke()
 	}
@@ -472,11 +471,12 @@ func (g *Gossip) answered(name string) {
 	}
 }
 
-// Reasons given to Liveness.MemberDown.
+// Reasons given to Liveness.MemberDown, for errors.Is: a member this
+// one's probes failed (suspect), one gossip declared dead, one that left.
 var (
-	errSuspect = errors.New("gossip: suspect (its probes failed; it has a moment to refute)")
-	errDead    = errors.New("gossip: declared dead")
-	errLeft    = errors.New("gossip: left the cluster")
+	ErrSuspect = errors.New("gossip: suspect (its probes failed; it has a moment to refute)")
+	ErrDead    = errors.New("gossip: declared dead")
+	ErrLeft    = errors.New("gossip: left the cluster")
 )
 
 // Leave tells the other members that this one leaves, waiting at most

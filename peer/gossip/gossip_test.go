@@ -182,9 +182,18 @@ func TestJoinFailLeave(t *testing.T) {
 	})
 	waitMembers(t, ms[:4], want[:4])
 	t.Logf("closed member dropped after %v", time.Since(began).Round(time.Millisecond))
+	// Whoever probed it first suspected it before it was declared dead
+	// (memberlist has no event for that: logWriter reads its log line).
+	suspected := false
 	for _, m := range ms[:4] {
-		if err := m.live.reason(dataAddr(4)); !errors.Is(err, errDead) {
-			t.Errorf("%s: closed member down for %v, want %v", m.g.cfg.Member, err, errDead)
+		suspected = suspected || strings.Contains(m.live.String(), "down "+dataAddr(4)+": "+ErrSuspect.Error())
+	}
+	if !suspected {
+		t.Error("no member reported the closed member suspect before it was declared dead")
+	}
+	for _, m := range ms[:4] {
+		if err := m.live.reason(dataAddr(4)); !errors.Is(err, ErrDead) {
+			t.Errorf("%s: closed member down for %v, want %v", m.g.cfg.Member, err, ErrDead)
 		}
 		if got := testutil.ToFloat64(m.g.metrics.leaves.WithLabelValues("dead")); got < 1 {
 			t.Errorf("%s: dead leaves %v, want 1 or more", m.g.cfg.Member, got)
@@ -211,8 +220,8 @@ func TestJoinFailLeave(t *testing.T) {
 	}
 	waitMembers(t, ms[:3], want[:3])
 	for _, m := range ms[:3] {
-		if err := m.live.reason(dataAddr(3)); !errors.Is(err, errLeft) {
-			t.Errorf("%s: member that left down for %v, want %v", m.g.cfg.Member, err, errLeft)
+		if err := m.live.reason(dataAddr(3)); !errors.Is(err, ErrLeft) {
+			t.Errorf("%s: member that left down for %v, want %v", m.g.cfg.Member, err, ErrLeft)
 		}
 	}
 

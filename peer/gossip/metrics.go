@@ -1,5 +1,6 @@
 // Prometheus metrics of the gossip source, tlsring_membership_gossip_*
-// (the damping's own are tlsring_membership_*). Like the peer's, every
+// (the damping's own are tlsring_membership_*; suspicions are counted
+// there, from the ErrSuspect reports to Liveness). Like the peer's, every
 // series carries a const label member="<data address>", so several members
 // in one process can share a registry.
 
@@ -11,7 +12,6 @@ type metrics struct {
 	members     *prometheus.GaugeVec   // by state: alive, suspect, dead
 	joins       prometheus.Counter     // members that appeared
 	leaves      *prometheus.CounterVec // members that went, by reason: left, dead
-	suspicions  prometheus.Counter     // alive -> suspect
 	refutations prometheus.Counter     // suspect -> alive
 	refused     prometheus.Counter     // gossip connections refused
 	dropped     *prometheus.CounterVec // packets dropped, by reason
@@ -32,10 +32,6 @@ func newMetrics(member string) *metrics {
 			Name: "tlsring_membership_gossip_leaves_total", ConstLabels: cl,
 			Help: "Members that went, by reason: left (said goodbye) or dead (declared dead by gossip).",
 		}, []string{"reason"}),
-		suspicions: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tlsring_membership_gossip_suspicions_total", ConstLabels: cl,
-			Help: "Members seen turning suspect (sampled at the probe interval, so a suspicion refuted sooner may be missed).",
-		}),
 		refutations: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tlsring_membership_gossip_refutations_total", ConstLabels: cl,
 			Help: "Suspect members seen alive again.",
@@ -64,5 +60,5 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.members, m.joins, m.leaves, m.suspicions, m.refutations, m.refused, m.dropped}
+	return []prometheus.Collector{m.members, m.joins, m.leaves, m.refutations, m.refused, m.dropped}
 }
