@@ -108,8 +108,8 @@ type Config struct {
 	// learns the others' list meanwhile (Members).
 	Starting bool
 	// Memberlist, if set, is called with memberlist's configuration last,
-	// to tune what Config does not expose. Transport, Name, Delegate and
-	// Events must be left alone.
+	// to tune what Config does not expose. Transport, Name, Delegate,
+	// Events, Ping and Logger must be left alone.
 	Memberlist func(*memberlist.Config)
 }
 
@@ -268,7 +268,8 @@ func (g *Gossip) SetLiveness(l membership.Liveness) {
 func (g *Gossip) Joined() <-chan struct{} { return g.joined }
 
 // Members returns the data addresses of the members gossip knows alive or
-// suspect, this one included, sorted.
+// suspect, this one included, sorted; members still starting (see
+// Config.Starting) are left out.
 func (g *Gossip) Members() []string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
