@@ -204,8 +204,8 @@ func (r *gossipRing) waitRebalanced(before map[*peerProc]float64, timeout time.D
 // reads each back at once, until stopped: the traffic the ring changes
 // happen under.
 type load struct {
-	stop           chan struct{}
-	done           sync.WaitGroup
+	stop                   chan struct{}
+	done                   sync.WaitGroup
 	written, found, failed atomic.Int64
 }
 
