@@ -45,6 +45,10 @@ const (
 	senderIdle       = 30 * time.Second // a destination's sender exits after this long unused
 	uniWriteTimeout  = 2 * time.Second
 	dialBackoff      = 200 * time.Millisecond
+	// handshakeTimeout bounds a dial. Packets wait for it only on their
+	// destination's own queue, and a join waits for it per seed: roomy,
+	// for members on a loaded machine.
+	handshakeTimeout = 3 * time.Second
 )
 
 // quicTransport is a memberlist.NodeAwareTransport over QUIC.
@@ -126,7 +130,7 @@ func listen(addr string, base *tls.Config, authorize func(*x509.Certificate) err
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.tr = &quic.Transport{Conn: udp, StatelessResetKey: (*quic.StatelessResetKey)(transport.StatelessResetKey(base.Certificates[0], "gossip "+t.addr))}
 	t.qconf = &quic.Config{
-		HandshakeIdleTimeout:  time.Second,
+		HandshakeIdleTimeout:  handshakeTimeout,
 		MaxIdleTimeout:        idleTimeout,
 		EnableDatagrams:       true,
 		MaxIncomingStreams:    maxStreamsPerCon,
