@@ -85,9 +85,10 @@ type dest struct {
 	addr  string
 	queue chan []byte
 
-	mu        sync.Mutex // held while dialling, so one dial at a time
+	mu        sync.Mutex
 	conn      *quic.Conn
-	failUntil time.Time // a dial failed: fail fast until then
+	dialing   chan struct{} // closed when the dial under way ends; nil: none
+	failUntil time.Time     // a dial failed: fail fast until then
 }
 
 // listen starts the gossip socket on addr with the member's TLS. authorize,
@@ -310,38 +311,71 @@ func (t *quicTransport) dest(addr string) *dest {
 func (t *quicTransport) warm(addr string) { t.dest(addr) }
 
 // connect returns d's connection, dialling one if it has none or its last
-// one ended. After a failed dial it fails fast for dialBackoff.
+// one ended; one dial at a time, which other callers wait for at most
+// until their ctx ends (memberlist's fallback probe must not wait for the
+// dial of a queued packet). After a failed dial it fails fast for
+// dialBackoff.
 func (t *quicTransport) connect(ctx context.Context, d *dest) (*quic.Conn, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.conn != nil && d.conn.Context().Err() == nil {
-		return d.conn, nil
+	for {
+		d.mu.Lock()
+		if d.conn != nil && d.conn.Context().Err() == nil {
+			c := d.conn
+			d.mu.Unlock()
+			return c, nil
+		}
+		d.conn = nil
+		if time.Now().Before(d.failUntil) {
+			d.mu.Unlock()
+			return nil, fmt.Errorf("gossip: %s unreachable (a dial failed within %v)", d.addr, dialBackoff)
+		}
+		if wait := d.dialing; wait != nil {
+			d.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("gossip: dialling %s: %w", d.addr, ctx.Err())
+			}
+		}
+		done := make(chan struct{})
+		d.dialing = done
+		d.mu.Unlock()
+		c, err := t.dial(ctx, d.addr)
+		t.mu.Lock() // t.mu before d.mu, as everywhere
+		d.mu.Lock()
+		d.dialing = nil
+		close(done)
+		switch {
+		case err != nil:
+			d.failUntil = time.Now().Add(dialBackoff)
+		case t.closed:
+			c.CloseWithError(0, "member leaving")
+			err = errors.New("gossip: transport shut down")
+		default:
+			d.conn = c
+			t.wg.Add(1)
+			go t.serveConn(c, false)
+		}
+		d.mu.Unlock()
+		t.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
-	d.conn = nil
-	if time.Now().Before(d.failUntil) {
-		return nil, fmt.Errorf("gossip: %s unreachable (a dial failed within %v)", d.addr, dialBackoff)
-	}
-	uaddr, err := net.ResolveUDPAddr("udp", d.addr)
+}
+
+func (t *quicTransport) dial(ctx context.Context, addr string) (*quic.Conn, error) {
+	uaddr, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("gossip: address %q: %w", d.addr, err)
+		return nil, fmt.Errorf("gossip: address %q: %w", addr, err)
 	}
 	tc := t.client.Clone()
-	tc.ServerName, _, _ = net.SplitHostPort(d.addr)
+	tc.ServerName, _, _ = net.SplitHostPort(addr)
 	c, err := t.tr.Dial(ctx, uaddr, tc, t.qconf)
 	if err != nil {
-		d.failUntil = time.Now().Add(dialBackoff)
-		return nil, fmt.Errorf("gossip: dialling %s: %w", d.addr, err)
+		return nil, fmt.Errorf("gossip: dialling %s: %w", addr, err)
 	}
-	t.mu.Lock()
-	if t.closed {
-		t.mu.Unlock()
-		c.CloseWithError(0, "member leaving")
-		return nil, errors.New("gossip: transport shut down")
-	}
-	t.wg.Add(1)
-	t.mu.Unlock()
-	d.conn = c
-	go t.serveConn(c, false)
 	return c, nil
 }
 
