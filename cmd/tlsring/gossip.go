@@ -83,7 +83,6 @@ func startGossip(ctx context.Context, cfg *peerConfig, authorize func(*x509.Cert
 	}
 	c := *gc
 	c.TLS, c.Authorize, c.Logger, c.Registerer = cfg.tls, authorize, log, reg
-	c.Starting = true // until the ring member serves (servePeer calls Serving)
 	g, err := gossip.New(c)
 	if err != nil {
 		return nil, fmt.Errorf("-gossip-listen %s: %w", c.Listen, err)

@@ -315,14 +315,6 @@ func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready f
 	if err != nil {
 		return err
 	}
-	if g != nil {
-		// The others add this member to their rings once it serves.
-		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if err := g.Serving(sctx); err != nil {
-			log.Warn("gossip: announcing this member serves", "err", err)
-		}
-		cancel()
-	}
 	peerClosed := false
 	defer func() {
 		if !peerClosed {

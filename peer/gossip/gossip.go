@@ -102,11 +102,6 @@ type Config struct {
 	// Registerer receives the metrics (tlsring_membership_gossip_*).
 	// nil = not registered (see Collector).
 	Registerer prometheus.Registerer
-	// Starting makes this member announce itself as starting: the others
-	// leave it out of their member lists until Serving is called, so that
-	// no one routes to a data path that does not serve yet. It still
-	// learns the others' list meanwhile (Members).
-	Starting bool
 	// Memberlist, if set, is called with memberlist's configuration last,
 	// to tune what Config does not expose. Transport, Name, Delegate,
 	// Events, Ping and Logger must be left alone.
@@ -207,7 +202,7 @@ func New(cfg Config) (*Gossip, error) {
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = cfg.Member
 	mc.Transport = tr
-	m := encodeMeta(meta{addr: cfg.Member, starting: cfg.Starting})
+	m := encodeMeta(meta{addr: cfg.Member})
 	g.meta.Store(&m)
 	mc.Delegate = delegate{&g.meta}
 	mc.Events = events{g}
@@ -268,8 +263,7 @@ func (g *Gossip) SetLiveness(l membership.Liveness) {
 func (g *Gossip) Joined() <-chan struct{} { return g.joined }
 
 // Members returns the data addresses of the members gossip knows alive or
-// suspect, this one included, sorted; members still starting (see
-// Config.Starting) are left out.
+// suspect, this one included, sorted.
 func (g *Gossip) Members() []string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -376,8 +370,8 @@ func (g *Gossip) refresh() {
 	alive, suspect := 0, 0
 	for _, n := range nodes {
 		md, ok := g.addrs[n.Name]
-		if !ok || (md.starting && n.Name != g.cfg.Member) {
-			continue // no usable metadata (logged by the event), or not serving yet
+		if !ok {
+			continue // no usable metadata (logged by the event)
 		}
 		addr := md.addr
 		sus := g.suspects[n.Name]
@@ -484,22 +478,6 @@ var (
 	ErrDead    = errors.New("gossip: declared dead")
 	ErrLeft    = errors.New("gossip: left the cluster")
 )
-
-// Serving tells the other members that this one, started with
-// Config.Starting, serves its data path now: they add it to their lists.
-// It waits at most until ctx ends for the news to go out.
-func (g *Gossip) Serving(ctx context.Context) error {
-	m := encodeMeta(meta{addr: g.cfg.Member})
-	g.meta.Store(&m)
-	timeout := 5 * time.Second
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
-	}
-	if err := g.ml.UpdateNode(max(timeout, 0)); err != nil {
-		return fmt.Errorf("gossip: announcing this member serves: %w", err)
-	}
-	return nil
-}
 
 // Leave tells the other members that this one leaves, waiting at most
 // until ctx ends for the news to go out, then closes. Members that heard

@@ -316,29 +316,3 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
-
-// TestStartingHidden: a member started with Starting learns the others but
-// is left out of their lists until it says it serves.
-func TestStartingHidden(t *testing.T) {
-	ca := transporttest.NewCA(t)
-	a := start(t, ca, dataAddr(0), nil, nil)
-	b := start(t, ca, dataAddr(1), []string{a.g.Addr()}, nil)
-	waitMembers(t, []*member{a, b}, []string{dataAddr(0), dataAddr(1)})
-	c := start(t, ca, dataAddr(2), []string{a.g.Addr()}, func(c *Config) { c.Starting = true })
-	all := []string{dataAddr(0), dataAddr(1), dataAddr(2)}
-	waitMembers(t, []*member{c}, all)
-	// c knows both, so both know c (c learnt b from a or b itself).
-	waitFor(t, 10*time.Second, "a and b to know c in memberlist", func() (bool, string) {
-		return a.g.ml.NumMembers() == 3 && b.g.ml.NumMembers() == 3, ""
-	})
-	for _, m := range []*member{a, b} {
-		m.g.refresh() // what they know now, not what they knew at the last tick
-		if got := m.g.Members(); !slices.Equal(got, all[:2]) {
-			t.Fatalf("%s lists %v before the starting member serves", m.g.cfg.Member, got)
-		}
-	}
-	if err := c.g.Serving(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	waitMembers(t, []*member{a, b, c}, all)
-}

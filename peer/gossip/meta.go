@@ -1,9 +1,8 @@
 // Node metadata: what gossip carries about each member besides its gossip
 // address: a version byte, so a later format can add fields; a flags byte
-// (starting: the member gossips but does not serve its data path yet, so
-// it is no ring member yet; leaving: the member is about to leave, so its
-// going is a leave, not a failure, which memberlist does not tell its
-// delegates); then its data-path QUIC address. Decoding checks everything, since the bytes
+// (leaving: the member is about to leave, so its going is a leave, not a
+// failure, which memberlist does not tell its delegates); then its
+// data-path QUIC address. Decoding checks everything, since the bytes
 // come from other members.
 
 package gossip
@@ -18,16 +17,12 @@ import (
 const metaVersion = 1
 
 // Flags of the metadata.
-const (
-	flagLeaving  = 1 << 0
-	flagStarting = 1 << 1
-)
+const flagLeaving = 1 << 0
 
 // meta is a member's decoded metadata.
 type meta struct {
-	addr     string // data-path QUIC address
-	leaving  bool
-	starting bool
+	addr    string // data-path QUIC address
+	leaving bool
 }
 
 // maxAddrLen bounds a data address (a DNS name of 253 bytes and a port).
@@ -37,9 +32,6 @@ func encodeMeta(m meta) []byte {
 	var flags byte
 	if m.leaving {
 		flags |= flagLeaving
-	}
-	if m.starting {
-		flags |= flagStarting
 	}
 	return append([]byte{metaVersion, flags}, m.addr...)
 }
@@ -52,10 +44,10 @@ func decodeMeta(b []byte) (meta, error) {
 	if b[0] != metaVersion {
 		return meta{}, fmt.Errorf("gossip: member metadata version %d, want %d (members of different versions?)", b[0], metaVersion)
 	}
-	if b[1]&^(flagLeaving|flagStarting) != 0 {
+	if b[1]&^flagLeaving != 0 {
 		return meta{}, fmt.Errorf("gossip: member metadata flags %#x unknown", b[1])
 	}
-	m := meta{addr: string(b[2:]), leaving: b[1]&flagLeaving != 0, starting: b[1]&flagStarting != 0}
+	m := meta{addr: string(b[2:]), leaving: b[1]&flagLeaving != 0}
 	if err := checkAddr(m.addr); err != nil {
 		return meta{}, fmt.Errorf("gossip: member metadata: data address %q: %w", m.addr, err)
 	}
