@@ -437,7 +437,7 @@ serve:
 	if g != nil {
 		// The others drop this member from gossip at once (reads go to
 		// its replicas) while it delivers its delayed writes.
-		gctx, cancel := context.WithTimeout(context.Background(), min(cfg.leaveTimeout, 2*time.Second))
+		gctx, cancel := context.WithTimeout(context.Background(), min(cfg.leaveTimeout, 5*time.Second))
 		if err := g.Leave(gctx); err != nil {
 			log.Warn("gossip: leaving", "err", err)
 		}

@@ -487,11 +487,20 @@ func (g *Gossip) Leave(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
-	// Say first that this member is leaving (its going is then a leave,
-	// not a failure), then leave.
+	// Say first that this member is leaving, and give that a few gossip
+	// rounds to spread, so that the others count its going as a leave,
+	// not a failure (best effort: a member that hears the goodbye first
+	// counts a death), then leave.
 	m := encodeMeta(meta{addr: g.cfg.Member, leaving: true})
 	g.meta.Store(&m)
 	err := g.ml.UpdateNode(max(timeout/2, 0))
+	g.tr.flush(ctx)
+	spread := time.NewTimer(leaveLinger * g.cfg.ProbeInterval / 5)
+	select {
+	case <-spread.C:
+	case <-ctx.Done():
+	}
+	spread.Stop()
 	if err == nil {
 		err = g.ml.Leave(max(timeout/2, 0))
 	}
