@@ -150,6 +150,13 @@ type Config struct {
 	// Seed seeds the decision core's random source (retry jitter).
 	// 0 = a random seed.
 	Seed uint64
+	// ExternalLiveness makes MemberDown and MemberUp, called by a
+	// membership source that knows liveness (gossip), the only judges of
+	// which members are down: failed calls no longer mark a member down
+	// and the member's own probes stop (liveness.go). false = failed calls
+	// and probes mark members down and up, and MemberDown and MemberUp
+	// feed the same marks.
+	ExternalLiveness bool
 }
 
 // Peer is a ring member. Its methods are safe for concurrent use.
@@ -318,6 +325,8 @@ func coreConfig(cfg Config) core.Config {
 		HintBytes:     cfg.HintBytes,
 		Seed:          cfg.Seed,
 		Recorder:      cfg.Recorder,
+
+		ExternalLiveness: cfg.ExternalLiveness, // liveness.go
 	}
 }
 

@@ -282,71 +282,19 @@ func deriveResetKey(cert tls.Certificate, addr string) *[32]byte {
 // Addr returns this member's address with the real port.
 func (t *QUIC) Addr() string { return t.addr }
 
-// serverTLS is the listening side's TLS: our ALPN, TLS 1.3, and a client
-// certificate that must chain to ClientCAs. The chain is verified in
-// VerifyConnection rather than by ClientAuth = RequireAndVerifyClientCert
-// so that every refusal, certificate missing or not from the cluster CA,
-// is logged with the caller's address (crypto/tls would refuse silently).
-// The check is the one crypto/tls does: x509 chain to ClientCAs with the
-// client-auth key usage.
+// serverTLS is the listening side's TLS (ServerTLS with our ALPN): every
+// refusal is logged, sampled, and counted.
 func (t *QUIC) serverTLS(base *tls.Config) *tls.Config {
-	c := base.Clone()
-	c.NextProtos = []string{ALPN}
-	c.MinVersion = tls.VersionTLS13
-	c.ClientAuth = tls.RequestClientCert
-	c.SessionTicketsDisabled = true
-	roots := base.ClientCAs
-	c.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-		remote := "unknown"
-		if hello.Conn != nil {
-			remote = hello.Conn.RemoteAddr().String()
-		}
-		cc := c.Clone()
-		cc.GetConfigForClient = nil
-		cc.VerifyConnection = func(cs tls.ConnectionState) error {
-			err := verifyClient(cs, roots)
-			if err == nil {
-				err = t.authorize(cs)
-			}
-			if err != nil {
-				t.refusedLog.log(t.log, slog.LevelWarn, "refused member connection", "remote", remote, "reason", err)
-				t.metrics.refused()
-			}
-			return err
-		}
-		return cc, nil
-	}
-	return c
+	return ServerTLS(base, ALPN, t.authorize, func(remote string, err error) {
+		t.refusedLog.log(t.log, slog.LevelWarn, "refused member connection", "remote", remote, "reason", err)
+		t.metrics.refused()
+	})
 }
 
-func verifyClient(cs tls.ConnectionState, roots *x509.CertPool) error {
-	if len(cs.PeerCertificates) == 0 {
-		return errors.New("tlsring: no client certificate")
-	}
-	opts := x509.VerifyOptions{
-		Roots:         roots,
-		Intermediates: x509.NewCertPool(),
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	for _, c := range cs.PeerCertificates[1:] {
-		opts.Intermediates.AddCert(c)
-	}
-	leaf := cs.PeerCertificates[0]
-	if _, err := leaf.Verify(opts); err != nil {
-		return fmt.Errorf("tlsring: client certificate %q: %w", leaf.Subject.CommonName, err)
-	}
-	return nil
-}
-
-// clientTLS is the dialling side's TLS, completed per member with its
-// ServerName: the member's certificate must chain to RootCAs and name the
-// host we dialled.
+// clientTLS is the dialling side's TLS (ClientTLS with our ALPN),
+// completed per member with its ServerName.
 func (t *QUIC) clientTLS(base *tls.Config) *tls.Config {
-	c := base.Clone()
-	c.NextProtos = []string{ALPN}
-	c.MinVersion = tls.VersionTLS13
-	c.ClientSessionCache = nil
-	c.VerifyConnection = func(cs tls.ConnectionState) error {
+	return ClientTLS(base, ALPN, func(cs tls.ConnectionState) error {
 		// crypto/tls has verified the chain and the host name by now.
 		if err := t.authorize(cs); err != nil {
 			t.refusedLog.log(t.log, slog.LevelWarn, "refused to talk to member", "member", cs.ServerName, "reason", err)
@@ -354,8 +302,7 @@ func (t *QUIC) clientTLS(base *tls.Config) *tls.Config {
 			return err
 		}
 		return nil
-	}
-	return c
+	})
 }
 
 // authorize applies QUICConfig.Authorize to the peer's leaf certificate.

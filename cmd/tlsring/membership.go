@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tlsring/tlsring/peer"
+	"github.com/tlsring/tlsring/peer/gossip"
 	"github.com/tlsring/tlsring/peer/membership"
 )
 
@@ -24,6 +25,10 @@ type membershipConfig struct {
 	mode  string          // static, file, dns or gossip
 	dns   *membership.DNS // with -membership dns
 	grace time.Duration   // negative: none
+	// gossip is the configuration of -membership gossip (gossip.go),
+	// without TLS; g the member started from it (startGossip).
+	gossip *gossip.Config
+	g      *gossip.Gossip
 }
 
 // membershipFlags are the flags of the membership sources; -members and
@@ -36,6 +41,7 @@ type membershipFlags struct {
 	dnsInterval *time.Duration
 	dnsTimeout  *time.Duration
 	grace       *time.Duration
+	gossip      *gossipFlags // gossip.go
 }
 
 func addMembershipFlags(fs *flag.FlagSet) *membershipFlags {
@@ -46,6 +52,7 @@ func addMembershipFlags(fs *flag.FlagSet) *membershipFlags {
 		dnsServer:   fs.String("dns-server", "", "with -membership dns: the resolver's host:port (default: the first nameserver of /etc/resolv.conf)"),
 		dnsInterval: fs.Duration("dns-interval", membership.DefaultDNSInterval, "with -membership dns: how often to ask (jittered by a tenth)"),
 		dnsTimeout:  fs.Duration("dns-timeout", membership.DefaultDNSTimeout, "with -membership dns: bound on one query; a resolver that does not answer in time keeps the last good membership"),
+		gossip:      addGossipFlags(fs),
 		grace:       fs.Duration("membership-grace", 0, fmt.Sprintf("how long a member gone from the membership source stays in the ring, reported down (reads go to its replica), before its ranges move; one back within it moves nothing (default %v with dns and gossip; none with static and file, whose edits are meant)", membership.DefaultGrace)),
 	}
 }
@@ -102,9 +109,16 @@ func (f *membershipFlags) check(cfg *peerConfig, members, membersFile string) er
 		}
 		cfg.members = []string{cfg.listen} // until the first answer, at start
 	case "gossip":
-		return usagef("-membership gossip is not built into this binary yet")
+		if len(cfg.members) > 0 || membersFile != "" {
+			return usagef("-membership gossip finds the members itself (-gossip-seeds): drop -members and -members-file")
+		}
+		cfg.members = []string{cfg.listen} // until gossip answers, at start
 	default:
 		return usagef("-membership %q: want static, file, dns or gossip", mc.mode)
+	}
+	var err error
+	if mc.gossip, err = f.gossip.check(mc.mode, given, cfg.listen); err != nil {
+		return err
 	}
 	mc.grace = *f.grace
 	switch {
@@ -180,6 +194,10 @@ func startMembership(ctx context.Context, cfg *peerConfig, p *peer.Peer, reg pro
 		d := cfg.membership.dns
 		d.Logger, d.Metrics = log, metrics
 		src = d
+	case "gossip":
+		g := cfg.membership.g
+		g.SetLiveness(countSuspicions{p, metrics}) // gossip.go; the peer's only judge of down (Config.ExternalLiveness)
+		src = g
 	default:
 		return nil, nil, fmt.Errorf("membership %q has no source", cfg.membership.mode)
 	}

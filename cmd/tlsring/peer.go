@@ -95,6 +95,9 @@ signal exits at once. With -members-file, SIGHUP re-reads the member list
 and moves entries to their new owners; a list without this member is
 refused, as at start (a member leaves by SIGTERM). With -membership dns,
 the members are what -dns-name resolves to, asked every -dns-interval.
+With -membership gossip, members find each other through -gossip-seeds
+(hashicorp/memberlist over QUIC with mutual TLS on -gossip-listen), and
+gossip alone judges which members are down.
 A member gone from its source stays in the ring for -membership-grace.
 
 %s
@@ -288,16 +291,26 @@ func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready f
 	if cfg.deny != nil {
 		authorize = cfg.deny.authorize
 	}
+	g, err := startGossip(ctx, cfg, authorize, reg, log) // gossip.go; nil without -membership gossip
+	if err != nil {
+		return err
+	}
+	if g != nil {
+		defer g.Close()
+		cfg.membership.g = g
+		cfg.members = g.Members()
+	}
 	cfg.members = firstMembers(ctx, cfg, log) // membership.go
 	p, err := peer.New(peer.Config{
-		Authorize:  authorize,
-		Self:       cfg.listen,
-		Members:    cfg.members,
-		TLS:        cfg.tls,
-		MaxBytes:   cfg.maxBytes,
-		Logger:     log,
-		Registerer: reg,
-		QUIC:       transport.QUICConfig{Metrics: trMetrics},
+		ExternalLiveness: g != nil,
+		Authorize:        authorize,
+		Self:             cfg.listen,
+		Members:          cfg.members,
+		TLS:              cfg.tls,
+		MaxBytes:         cfg.maxBytes,
+		Logger:           log,
+		Registerer:       reg,
+		QUIC:             transport.QUICConfig{Metrics: trMetrics},
 	})
 	if err != nil {
 		return err
@@ -420,6 +433,15 @@ serve:
 	}
 	if stopSignals != nil {
 		stopSignals()
+	}
+	if g != nil {
+		// The others drop this member from gossip at once (reads go to
+		// its replicas) while it delivers its delayed writes.
+		gctx, cancel := context.WithTimeout(context.Background(), min(cfg.leaveTimeout, 5*time.Second))
+		if err := g.Leave(gctx); err != nil {
+			log.Warn("gossip: leaving", "err", err)
+		}
+		cancel()
 	}
 	log.Info("shutting down: delivering delayed writes", "timeout", cfg.leaveTimeout)
 	if admin != nil {
