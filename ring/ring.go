@@ -13,9 +13,11 @@
 package ring
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"sync/atomic"
 
 	"github.com/serialx/hashring"
@@ -29,9 +31,11 @@ type Ring struct {
 	hr      *hashring.HashRing
 	members []string // sorted, distinct
 
+	// circle is serialx's circle, flat, for the lookup (lookup.go).
+	circle circle
 	// points holds the circle positions of every virtual point (the high
-	// 64 bits of each, in unsigned order), sorted; token.go derives each
-	// member's arcs from them.
+	// 64 bits of each, in unsigned order), sorted (it is circle.hi);
+	// token.go derives each member's arcs from them.
 	points []uint64
 	// arcs caches each member's arc table (index as in members), built on
 	// the member's first PlacementToken call.
@@ -60,22 +64,38 @@ func New(members []string) (*Ring, error) {
 		}
 		weights[m] = Points
 	}
-	// serialx hashes each virtual point's name once, while it builds the
-	// circle; hashKey records those positions for token.go.
-	var points []uint64
+	// serialx hashes each virtual point's name ("member-j") once, while it
+	// builds the circle; hashKey records those points, and whose they are,
+	// for the lookup and for token.go.
+	var c circle
+	var stray string // a point name that names no member (cannot happen)
 	record := true
 	hashKey := func(b []byte) hashring.HashKey {
 		k := keyPosition(b)
 		if record {
-			points = append(points, position(k))
+			i := bytes.LastIndexByte(b, '-')
+			m, found := -1, false
+			if i > 0 {
+				m, found = slices.BinarySearch(sorted, string(b[:i]))
+			}
+			if !found {
+				stray = string(b)
+			}
+			p := k.(*hashring.Int64PairHashKey)
+			c.hi = append(c.hi, uint64(p.High)^1<<63)
+			c.lo = append(c.lo, uint64(p.Low)^1<<63)
+			c.owner = append(c.owner, uint32(max(m, 0)))
 		}
 		return k
 	}
 	// serialx keeps the map it is given; weights is ours and never touched again.
 	hr := hashring.NewWithHashAndWeights(weights, hashKey)
 	record = false // from here on hashKey only places keys (Ring is published after this write)
-	slices.Sort(points)
-	return &Ring{hr: hr, members: sorted, points: points, arcs: make([]atomic.Pointer[arcTable], len(sorted))}, nil
+	if stray != "" || len(c.hi) != len(sorted)*Points {
+		return nil, fmt.Errorf("ring: serialx built %d points (want %d), one named %q: this package does not match its serialx/hashring version", len(c.hi), len(sorted)*Points, stray)
+	}
+	sort.Sort(&c)
+	return &Ring{hr: hr, members: sorted, circle: c, points: c.hi, arcs: make([]atomic.Pointer[arcTable], len(sorted))}, nil
 }
 
 // Members returns the ring's members in sorted order. The caller must not
@@ -94,24 +114,26 @@ func (r *Ring) Contains(m string) bool {
 // Owners returns the members responsible for key: its owner first, then the
 // next distinct members clockwise, up to n of them (owner and replica for
 // n=2). With fewer than n members it returns every member, owner first.
-// It returns nil for n <= 0.
+// It returns nil for n <= 0. The slice is new on every call (one
+// allocation); AppendOwners reuses the caller's.
 func (r *Ring) Owners(key []byte, n int) []string {
 	if n <= 0 {
 		return nil
 	}
-	if n > len(r.members) {
-		n = len(r.members)
+	n = min(n, len(r.members))
+	return r.appendOwners(make([]string, 0, n), r.circle.search(keyPair(key)), n)
+}
+
+// AppendOwners appends Owners(key, n) to dst and returns the extended
+// slice. It does not allocate when dst has room for them and n <= 8.
+func (r *Ring) AppendOwners(dst []string, key []byte, n int) []string {
+	if n <= 0 {
+		return dst
 	}
-	nodes, ok := r.hr.GetNodes(string(key), n)
-	if !ok {
-		// Cannot happen for 0 < n <= members; fail loudly in tests, safely here.
-		return nil
-	}
-	return nodes
+	return r.appendOwners(dst, r.circle.search(keyPair(key)), min(n, len(r.members)))
 }
 
 // Owner returns the member that owns key.
 func (r *Ring) Owner(key []byte) string {
-	node, _ := r.hr.GetNode(string(key))
-	return node
+	return r.members[r.circle.owner[r.circle.search(keyPair(key))]]
 }

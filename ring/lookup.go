@@ -1,0 +1,101 @@
+// lookup.go: the owner lookup. serialx builds the circle; New copies it into
+// flat sorted arrays (positions and member indexes) that Owners searches
+// with no interface, map or allocation. A key lands where serialx would put
+// it: the same hash (keyPosition), the same order of points, the same walk
+// to the next distinct members (TestLookupMatchesHashring).
+
+package ring
+
+import (
+	"crypto/md5"
+	"encoding/binary"
+	"slices"
+)
+
+// circle is serialx's sorted circle as three parallel arrays, ordered by
+// (hi, lo) unsigned, which is serialx's signed (High, Low) order.
+type circle struct {
+	hi    []uint64 // High half of each point, as an unsigned position
+	lo    []uint64 // Low half, likewise
+	owner []uint32 // index into Ring.members
+}
+
+// Len, Less and Swap sort the circle.
+func (c *circle) Len() int { return len(c.hi) }
+func (c *circle) Less(i, j int) bool {
+	return c.hi[i] < c.hi[j] || c.hi[i] == c.hi[j] && c.lo[i] < c.lo[j]
+}
+func (c *circle) Swap(i, j int) {
+	c.hi[i], c.hi[j] = c.hi[j], c.hi[i]
+	c.lo[i], c.lo[j] = c.lo[j], c.lo[i]
+	c.owner[i], c.owner[j] = c.owner[j], c.owner[i]
+}
+
+// keyPair is keyPosition without an allocation, as unsigned (hi, lo): a
+// token-form key at (token, 0), any other key at the MD5 of the whole key
+// (two little-endian halves, sign bit flipped so unsigned order is
+// serialx's signed order).
+func keyPair(key []byte) (hi, lo uint64) {
+	if IsTokenKey(key) {
+		return binary.BigEndian.Uint64(key[1:]), 0
+	}
+	sum := md5.Sum(key)
+	return binary.LittleEndian.Uint64(sum[:8]) ^ 1<<63, binary.LittleEndian.Uint64(sum[8:]) ^ 1<<63
+}
+
+// search returns the index of the point that owns (hi, lo): the first point
+// strictly above it, or the first point of the circle past the last.
+func (c *circle) search(hi, lo uint64) int {
+	i, j := 0, len(c.hi)
+	for i < j {
+		h := int(uint(i+j) >> 1)
+		if p := c.hi[h]; p < hi || p == hi && c.lo[h] <= lo {
+			i = h + 1
+		} else {
+			j = h
+		}
+	}
+	if i == len(c.hi) {
+		return 0
+	}
+	return i
+}
+
+// appendOwners appends to dst the members of the first n distinct owners
+// walking clockwise from point pos; 0 < n <= len(r.members). It allocates
+// only for n above 8.
+func (r *Ring) appendOwners(dst []string, pos, n int) []string {
+	c := &r.circle
+	if n == 1 {
+		return append(dst, r.members[c.owner[pos]])
+	}
+	var small [8]uint32
+	var seen []bool
+	got := small[:0]
+	if n > len(small) {
+		seen = make([]bool, len(r.members))
+	}
+	found := 0
+	for range len(c.owner) {
+		m := c.owner[pos]
+		if pos++; pos == len(c.owner) {
+			pos = 0
+		}
+		if seen != nil {
+			if seen[m] {
+				continue
+			}
+			seen[m] = true
+		} else {
+			if slices.Contains(got, m) {
+				continue
+			}
+			got = append(got, m)
+		}
+		dst = append(dst, r.members[m])
+		if found++; found == n {
+			break
+		}
+	}
+	return dst
+}
