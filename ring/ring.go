@@ -95,6 +95,7 @@ func New(members []string) (*Ring, error) {
 		return nil, fmt.Errorf("ring: serialx built %d points (want %d), one named %q: this package does not match its serialx/hashring version", len(c.hi), len(sorted)*Points, stray)
 	}
 	sort.Sort(&c)
+	c.index()
 	return &Ring{hr: hr, members: sorted, circle: c, points: c.hi, arcs: make([]atomic.Pointer[arcTable], len(sorted))}, nil
 }
 

@@ -167,6 +167,21 @@ func BenchmarkOwners3(b *testing.B)    { benchmarkOwners(b, 3) }
 func BenchmarkOwners100(b *testing.B)  { benchmarkOwners(b, 100) }
 func BenchmarkOwners1000(b *testing.B) { benchmarkOwners(b, 1000) }
 
+// BenchmarkAppendOwners1000 is Owners1000 into a reused slice.
+func BenchmarkAppendOwners1000(b *testing.B) {
+	r, _ := New(members(1000))
+	keys := make([][]byte, 1024)
+	for i := range keys {
+		keys[i] = key(i)
+	}
+	buf := make([]string, 0, 2)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		buf = r.AppendOwners(buf[:0], keys[i&1023], 2)
+	}
+}
+
 func BenchmarkNew1000(b *testing.B) {
 	ms := members(1000)
 	b.ReportAllocs()
