@@ -7,6 +7,7 @@
 package ring
 
 import (
+	"cmp"
 	"crypto/md5"
 	"encoding/binary"
 	"math/bits"
@@ -42,15 +43,26 @@ func (c *circle) index() {
 	}
 }
 
-// Len, Less and Swap sort the circle.
-func (c *circle) Len() int { return len(c.hi) }
-func (c *circle) Less(i, j int) bool {
-	return c.hi[i] < c.hi[j] || c.hi[i] == c.hi[j] && c.lo[i] < c.lo[j]
+// point is one virtual point as New records it.
+type point struct {
+	hi, lo uint64
+	owner  uint32
 }
-func (c *circle) Swap(i, j int) {
-	c.hi[i], c.hi[j] = c.hi[j], c.hi[i]
-	c.lo[i], c.lo[j] = c.lo[j], c.lo[i]
-	c.owner[i], c.owner[j] = c.owner[j], c.owner[i]
+
+// newCircle sorts pts into a circle and indexes it.
+func newCircle(pts []point) circle {
+	slices.SortFunc(pts, func(a, b point) int {
+		if c := cmp.Compare(a.hi, b.hi); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.lo, b.lo)
+	})
+	c := circle{hi: make([]uint64, len(pts)), lo: make([]uint64, len(pts)), owner: make([]uint32, len(pts))}
+	for i, p := range pts {
+		c.hi[i], c.lo[i], c.owner[i] = p.hi, p.lo, p.owner
+	}
+	c.index()
+	return c
 }
 
 // keyPair is keyPosition without an allocation, as unsigned (hi, lo): a

@@ -9,7 +9,10 @@
 // leaves the busiest member holding 2-7x the mean; with 160 points the
 // busiest member holds about 1.1x the mean at 10 members and under 1.3x at
 // 100 (TestBalance). serialx's in-place update races with readers, so this
-// package never mutates a built ring.
+// package never mutates a built ring. Lookups do not go through serialx's
+// GetNodes (an interface-keyed search and a map, five allocations): New
+// copies the circle serialx built into flat arrays that Owners searches
+// (lookup.go), placing every key exactly where serialx would.
 package ring
 
 import (
@@ -17,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"sync/atomic"
 
 	"github.com/serialx/hashring"
@@ -67,35 +69,35 @@ func New(members []string) (*Ring, error) {
 	// serialx hashes each virtual point's name ("member-j") once, while it
 	// builds the circle; hashKey records those points, and whose they are,
 	// for the lookup and for token.go.
-	var c circle
+	pts := make([]point, 0, len(sorted)*Points)
 	var stray string // a point name that names no member (cannot happen)
+	last := -1       // serialx names one member's points in a row
 	record := true
 	hashKey := func(b []byte) hashring.HashKey {
 		k := keyPosition(b)
 		if record {
-			i := bytes.LastIndexByte(b, '-')
-			m, found := -1, false
-			if i > 0 {
-				m, found = slices.BinarySearch(sorted, string(b[:i]))
-			}
-			if !found {
+			m := last
+			if i := bytes.LastIndexByte(b, '-'); i <= 0 {
 				stray = string(b)
+			} else if m < 0 || sorted[m] != string(b[:i]) {
+				var found bool
+				if m, found = slices.BinarySearch(sorted, string(b[:i])); !found {
+					stray, m = string(b), 0
+				}
+				last = m
 			}
 			p := k.(*hashring.Int64PairHashKey)
-			c.hi = append(c.hi, uint64(p.High)^1<<63)
-			c.lo = append(c.lo, uint64(p.Low)^1<<63)
-			c.owner = append(c.owner, uint32(max(m, 0)))
+			pts = append(pts, point{uint64(p.High) ^ 1<<63, uint64(p.Low) ^ 1<<63, uint32(max(m, 0))})
 		}
 		return k
 	}
 	// serialx keeps the map it is given; weights is ours and never touched again.
 	hr := hashring.NewWithHashAndWeights(weights, hashKey)
 	record = false // from here on hashKey only places keys (Ring is published after this write)
-	if stray != "" || len(c.hi) != len(sorted)*Points {
-		return nil, fmt.Errorf("ring: serialx built %d points (want %d), one named %q: this package does not match its serialx/hashring version", len(c.hi), len(sorted)*Points, stray)
+	if stray != "" || len(pts) != len(sorted)*Points {
+		return nil, fmt.Errorf("ring: serialx built %d points (want %d), one named %q: this package does not match its serialx/hashring version", len(pts), len(sorted)*Points, stray)
 	}
-	sort.Sort(&c)
-	c.index()
+	c := newCircle(pts)
 	return &Ring{hr: hr, members: sorted, circle: c, points: c.hi, arcs: make([]atomic.Pointer[arcTable], len(sorted))}, nil
 }
 
