@@ -21,10 +21,10 @@ type circle struct {
 	lo    []uint64 // Low half, likewise
 	owner []uint32 // index into Ring.members
 
-	// bucket narrows the search: the points whose hi starts with the
-	// shift-complement top bits k are bucket[k] to bucket[k+1]-1. With
-	// about one point per bucket a lookup touches a few cache lines
-	// instead of a binary search's dozen over a megabyte at 1000 members.
+	// bucket narrows the search: the points with hi>>shift == k are
+	// bucket[k] to bucket[k+1]-1. With about one point per bucket a lookup
+	// touches a few cache lines instead of a binary search's dozen over a
+	// megabyte at 1000 members.
 	bucket []uint32
 	shift  uint
 }
