@@ -19,8 +19,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -151,6 +154,39 @@ func (ca *CA) TLSFor(cert tls.Certificate) *tls.Config {
 		ClientCAs:    ca.Pool,
 		MinVersion:   tls.VersionTLS13,
 	}
+}
+
+// WriteMemberFiles writes this CA and a fresh member certificate for
+// hosts (see MemberCert) as PEM files, named as `tlsring certs -dir dir
+// -name name` names them: dir/ca.pem, dir/name.pem and dir/name-key.pem
+// (mode 0600). It is for tests and examples of code that loads those
+// files (transport.LoadMemberTLS).
+func (ca *CA) WriteMemberFiles(dir, name string, hosts ...string) error {
+	c, err := ca.MemberCertErr(hosts...)
+	if err != nil {
+		return err
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		return err
+	}
+	files := []struct {
+		name string
+		typ  string
+		der  []byte
+		mode os.FileMode
+	}{
+		{"ca.pem", "CERTIFICATE", ca.Cert.Raw, 0o644},
+		{name + ".pem", "CERTIFICATE", c.Certificate[0], 0o644},
+		{name + "-key.pem", "PRIVATE KEY", key, 0o600},
+	}
+	for _, f := range files {
+		data := pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der})
+		if err := os.WriteFile(filepath.Join(dir, f.name), data, f.mode); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // FreeUDPAddrs returns n distinct loopback UDP addresses ("127.0.0.1:port")
