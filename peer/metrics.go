@@ -25,6 +25,9 @@ type metrics struct {
 	hints            *prometheus.CounterVec // delayed writes by result
 	transfers        prometheus.Counter
 	transferSent     prometheus.Counter
+	// transport is the default QUIC transport's metrics (member label
+	// included), nil when Config.Listen or Config.QUIC.Metrics is set.
+	transport *transport.Metrics
 
 	storeBytes, storeMaxBytes, storeEntries, evictions, expirations, peerUp, members,
 	tombstones, hintsPending, hintBytes, ready, transferring *prometheus.Desc
@@ -97,6 +100,9 @@ func newMetrics(p *Peer) *metrics {
 }
 
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
+	if m.transport != nil {
+		m.transport.Describe(ch)
+	}
 	m.ops.Describe(ch)
 	m.calls.Describe(ch)
 	m.callLatency.Describe(ch)
@@ -115,6 +121,9 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (m *metrics) Collect(ch chan<- prometheus.Metric) {
+	if m.transport != nil {
+		m.transport.Collect(ch)
+	}
 	m.ops.Collect(ch)
 	m.calls.Collect(ch)
 	m.callLatency.Collect(ch)

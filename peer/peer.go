@@ -107,8 +107,10 @@ type Config struct {
 	// Logger, and the member-list check with Authorize. Zero = the
 	// transport's documented defaults.
 	QUIC transport.QUICConfig
-	// Registerer receives the member's Prometheus metrics. nil = not
-	// registered (they are still kept, see Peer.Collector).
+	// Registerer receives the member's Prometheus metrics, those of the
+	// default QUIC transport included (unless QUIC.Metrics is set), every
+	// series labelled member=Self. nil = not registered (they are still
+	// kept, see Peer.Collector).
 	Registerer prometheus.Registerer
 	// Membership, if set, is followed for the member list from New until
 	// Leave or Close (follow.go): its lists are applied with SetMembers,
@@ -252,11 +254,16 @@ func New(cfg Config) (*Peer, error) {
 		return nil, fmt.Errorf("peer: %w", err)
 	}
 	var p *Peer // the default transport's Authorize asks it once it exists
+	var trMetrics *transport.Metrics
 	if cfg.Listen == nil {
 		if cfg.TLS == nil {
 			return nil, errors.New("peer: Config.TLS is nil; members need a certificate and the cluster CA")
 		}
 		qc := cfg.QUIC
+		if qc.Metrics == nil {
+			trMetrics = transport.NewMetrics(prometheus.Labels{"member": cfg.Self})
+			qc.Metrics = trMetrics
+		}
 		qc.TLS, qc.Logger = cfg.TLS, cfg.Logger
 		qc.Authorize = func(leaf *x509.Certificate) error { return p.authorize(leaf) }
 		cfg.Listen = func(self string, h transport.Handler) (transport.Transport, error) {
@@ -276,6 +283,7 @@ func New(cfg Config) (*Peer, error) {
 	}
 	p.bg, p.stopBg = context.WithCancel(context.Background())
 	p.metrics = newMetrics(p)
+	p.metrics.transport = trMetrics
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(p.metrics); err != nil {
 			return nil, fmt.Errorf("peer: registering metrics: %w", err)
@@ -334,8 +342,9 @@ func coreConfig(cfg Config) core.Config {
 // state changes only through the member.
 func (p *Peer) Core() *core.Core { return p.core }
 
-// Collector returns the member's Prometheus metrics, for registering on a
-// registry of the caller's choice.
+// Collector returns the member's Prometheus metrics (with the default QUIC
+// transport's, as Config.Registerer says), for registering on a registry of
+// the caller's choice.
 func (p *Peer) Collector() prometheus.Collector { return p.metrics }
 
 // Self returns this member's address.

@@ -29,23 +29,25 @@ type Metrics struct {
 	refused *prometheus.CounterVec
 }
 
-// NewMetrics returns unregistered collectors.
-func NewMetrics() *Metrics {
+// NewMetrics returns unregistered collectors, each series carrying
+// constLabels (nil = none), e.g. prometheus.Labels{"member": "host:port"}.
+func NewMetrics(constLabels prometheus.Labels) *Metrics {
+	cl := constLabels
 	return &Metrics{
 		epoch: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tlsring_ticketkeys_epoch", Help: "Current ticket key epoch (Unix time / period).",
+			Name: "tlsring_ticketkeys_epoch", ConstLabels: cl, Help: "Current ticket key epoch (Unix time / period).",
 		}),
 		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "tlsring_ticketkeys_keys_held", Help: "Ticket keys held in memory, by origin (ring: agreed through the ring; local: made here while the ring was unreachable).",
+			Name: "tlsring_ticketkeys_keys_held", ConstLabels: cl, Help: "Ticket keys held in memory, by origin (ring: agreed through the ring; local: made here while the ring was unreachable).",
 		}, []string{"origin"}),
 		sealed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tlsring_ticketkeys_sealed_total", Help: "Tickets sealed, by origin of the key.",
+			Name: "tlsring_ticketkeys_sealed_total", ConstLabels: cl, Help: "Tickets sealed, by origin of the key.",
 		}, []string{"origin"}),
 		opened: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tlsring_ticketkeys_opened_total", Help: "Tickets opened, by age of their key in epochs (-1: the next epoch's key, from a member whose clock runs ahead).",
+			Name: "tlsring_ticketkeys_opened_total", ConstLabels: cl, Help: "Tickets opened, by age of their key in epochs (-1: the next epoch's key, from a member whose clock runs ahead).",
 		}, []string{"age"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tlsring_ticketkeys_refused_total", Help: "Tickets refused, by reason (too_old, unknown_key, corrupt).",
+			Name: "tlsring_ticketkeys_refused_total", ConstLabels: cl, Help: "Tickets refused, by reason (too_old, unknown_key, corrupt).",
 		}, []string{"reason"}),
 	}
 }

@@ -12,10 +12,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics counts what QUIC transports do. Create one with NewMetrics and
-// pass it in QUICConfig.Metrics; several transports in one process (a test
-// cluster, the demo) share one Metrics rather than registering twice.
+// Metrics counts what QUIC transports do. Create one with NewMetrics, pass
+// it in QUICConfig.Metrics and register it (it is a prometheus.Collector);
+// several transports in one process (a test cluster, the demo) share one
+// Metrics, or each has its own with a distinct const label.
 type Metrics struct {
+	collectors []prometheus.Collector
+
 	calls     [lastOp + 1][numResults]prometheus.Counter
 	latency   [lastOp + 1]prometheus.Observer
 	servedC   [lastOp + 1][StatusError + 1]prometheus.Counter
@@ -48,8 +51,8 @@ const (
 
 var resultNames = [numResults]string{"ok", "not_found", "bad_request", "error", "timeout", "unreachable", "closed", "invalid"}
 
-// NewMetrics creates the transport's metrics and registers them with reg
-// (prometheus.DefaultRegisterer if nil):
+// NewMetrics creates the transport's metrics, unregistered, each series
+// carrying constLabels (peer.New passes {member="host:port"}; nil = none):
 //
 //	tlsring_transport_calls_total{op,result}     calls made, by outcome
 //	tlsring_transport_call_seconds{op}           call latency, successful or not
@@ -62,51 +65,45 @@ var resultNames = [numResults]string{"ok", "not_found", "bad_request", "error", 
 //	tlsring_transport_malformed_total            connections closed for a malformed frame
 //	tlsring_transport_handler_panics_total       requests whose handler panicked
 //	tlsring_transport_queued_bytes               answer bytes waiting for callers to read
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	if reg == nil {
-		reg = prometheus.DefaultRegisterer
-	}
+func NewMetrics(constLabels prometheus.Labels) *Metrics {
+	cl := constLabels
 	calls := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tlsring_transport_calls_total", Help: "Calls to other members, by operation and result.",
+		Name: "tlsring_transport_calls_total", ConstLabels: cl, Help: "Calls to other members, by operation and result.",
 	}, []string{"op", "result"})
 	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "tlsring_transport_call_seconds", Help: "Latency of calls to other members.",
+		Name: "tlsring_transport_call_seconds", ConstLabels: cl, Help: "Latency of calls to other members.",
 		Buckets: prometheus.ExponentialBuckets(25e-6, 2, 16),
 	}, []string{"op"})
 	served := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tlsring_transport_served_total", Help: "Requests served for other members, by operation and status.",
+		Name: "tlsring_transport_served_total", ConstLabels: cl, Help: "Requests served for other members, by operation and status.",
 	}, []string{"op", "status"})
 	dials := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "tlsring_transport_dials_total", Help: "Connections dialled to other members, by result.",
+		Name: "tlsring_transport_dials_total", ConstLabels: cl, Help: "Connections dialled to other members, by result.",
 	}, []string{"result"})
 	m := &Metrics{
 		acceptedC: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tlsring_transport_accepted_total", Help: "Connections accepted from other members.",
+			Name: "tlsring_transport_accepted_total", ConstLabels: cl, Help: "Connections accepted from other members.",
 		}),
 		refusedC: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tlsring_transport_refused_total", Help: "Handshakes refused for a missing or foreign certificate.",
+			Name: "tlsring_transport_refused_total", ConstLabels: cl, Help: "Handshakes refused for a missing or foreign certificate.",
 		}),
 		lateC: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tlsring_transport_late_replies_total", Help: "Responses discarded because their call had given up.",
+			Name: "tlsring_transport_late_replies_total", ConstLabels: cl, Help: "Responses discarded because their call had given up.",
 		}),
 		slowC: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tlsring_transport_slow_readers_total", Help: "Connections cut off because the calling member did not read its answers within the stall timeout.",
+			Name: "tlsring_transport_slow_readers_total", ConstLabels: cl, Help: "Connections cut off because the calling member did not read its answers within the stall timeout.",
 		}),
 		malformC: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tlsring_transport_malformed_total", Help: "Connections closed because a member sent a frame that broke the framing.",
+			Name: "tlsring_transport_malformed_total", ConstLabels: cl, Help: "Connections closed because a member sent a frame that broke the framing.",
 		}),
 		panicC: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tlsring_transport_handler_panics_total", Help: "Requests from other members whose handler panicked.",
+			Name: "tlsring_transport_handler_panics_total", ConstLabels: cl, Help: "Requests from other members whose handler panicked.",
 		}),
 		queuedG: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tlsring_transport_queued_bytes", Help: "Answer bytes waiting for calling members to read them (flow control).",
+			Name: "tlsring_transport_queued_bytes", ConstLabels: cl, Help: "Answer bytes waiting for calling members to read them (flow control).",
 		}),
 	}
-	for _, c := range []prometheus.Collector{calls, latency, served, dials, m.acceptedC, m.refusedC, m.lateC, m.slowC, m.malformC, m.panicC, m.queuedG} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
+	m.collectors = []prometheus.Collector{calls, latency, served, dials, m.acceptedC, m.refusedC, m.lateC, m.slowC, m.malformC, m.panicC, m.queuedG}
 	for op := OpGet; op <= lastOp; op++ {
 		for r := range numResults {
 			m.calls[op][r] = calls.WithLabelValues(op.String(), resultNames[r])
@@ -118,7 +115,21 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	m.dials[0] = dials.WithLabelValues("ok")
 	m.dials[1] = dials.WithLabelValues("error")
-	return m, nil
+	return m
+}
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range m.collectors {
+		c.Describe(ch)
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range m.collectors {
+		c.Collect(ch)
+	}
 }
 
 func (m *Metrics) call(op Op, resp *Response, err error, start time.Time) {

@@ -58,3 +58,9 @@ func TestLoadMemberTLS(t *testing.T) {
 		}
 	}
 }
+
+func TestParseCertPool(t *testing.T) {
+	if _, err := ParseCertPool([]byte("nothing")); err == nil {
+		t.Error("ParseCertPool of no PEM succeeded")
+	}
+}

@@ -26,7 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tlsring/tlsring/cmd/internal/certgen"
+	"github.com/tlsring/tlsring/transport"
 )
 
 // benchClientCmd is the hidden subcommand running the bench's clients.
@@ -104,7 +104,7 @@ func serveBenchClient(ctx context.Context, in io.Reader, out io.Writer) error {
 	if setup.Type != "setup" {
 		return errors.New("bench-client: the first request must be a setup")
 	}
-	pool, err := certgen.ParsePool([]byte(setup.CAPEM))
+	pool, err := transport.ParseCertPool([]byte(setup.CAPEM))
 	if err != nil {
 		return fmt.Errorf("bench-client: setup CA: %w", err)
 	}

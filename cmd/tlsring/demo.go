@@ -291,8 +291,8 @@ func startDemoCluster(o *demoOptions, log *slog.Logger) (cl *demoCluster, err er
 	if err != nil {
 		return nil, err
 	}
-	trMetrics, err := transport.NewMetrics(cl.reg)
-	if err != nil {
+	trMetrics := transport.NewMetrics(nil) // shared by the demo's members
+	if err := cl.reg.Register(trMetrics); err != nil {
 		return nil, err
 	}
 	if cl.peers, err = startDemoMembers(o.members, memberTLS, trMetrics, cl.reg, log); err != nil {

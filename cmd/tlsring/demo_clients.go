@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go/http3"
-	"github.com/tlsring/tlsring/cmd/internal/certgen"
+	"github.com/tlsring/tlsring/transport"
 )
 
 const demoClientsCmd = "demo-clients"
@@ -147,7 +147,7 @@ func serveDemoClients(ctx context.Context, in io.Reader, out io.Writer) error {
 	if setup.Type != "setup" || setup.Clients <= 0 || setup.Concurrency <= 0 {
 		return errors.New("bad setup request")
 	}
-	pool, err := certgen.ParsePool([]byte(setup.CAPEM))
+	pool, err := transport.ParseCertPool([]byte(setup.CAPEM))
 	if err != nil {
 		return fmt.Errorf("setup CA: %w", err)
 	}

@@ -217,11 +217,11 @@ func TestPeerFlags(t *testing.T) {
 		{[]string{"-listen", "127.0.0.1"}, nil, `-listen "127.0.0.1": address 127.0.0.1: missing port in address`},
 		{[]string{"-listen", "127.0.0.1:0"}, nil, `-listen "127.0.0.1:0": want a port between 1 and 65535`},
 		{append(base, "-members", "127.0.0.1:7002,127.0.0.1:7003"), nil, "-members 127.0.0.1:7002,127.0.0.1:7003 does not include -listen 127.0.0.1:7001"},
-		{[]string{"-listen", "127.0.0.1:7001", "-cert", "/nonexistent/a.pem", "-key", key, "-ca", ca}, nil, "-cert /nonexistent/a.pem: open /nonexistent/a.pem: no such file or directory"},
-		{[]string{"-listen", "127.0.0.1:7001", "-cert", cert, "-key", "/nope", "-ca", ca}, nil, "-key /nope: open /nope: no such file or directory"},
-		{[]string{"-listen", "127.0.0.1:7001", "-cert", cert, "-key", key, "-ca", key}, nil, "-ca " + key + ": no PEM certificate found"},
+		{[]string{"-listen", "127.0.0.1:7001", "-cert", "/nonexistent/a.pem", "-key", key, "-ca", ca}, nil, "-cert, -key, -ca: transport: reading the member certificate: open /nonexistent/a.pem: no such file or directory"},
+		{[]string{"-listen", "127.0.0.1:7001", "-cert", cert, "-key", "/nope", "-ca", ca}, nil, "reading the member key: open /nope: no such file or directory"},
+		{[]string{"-listen", "127.0.0.1:7001", "-cert", cert, "-key", key, "-ca", key}, nil, "cluster CA " + key + ": no PEM certificate found"},
 		{[]string{"-listen", "127.0.0.1:7001", "-cert", cert, "-key", filepath.Join(dir, "other-key.pem"), "-ca", ca}, nil, "tls: private key does not match public key"},
-		{[]string{"-listen", "127.0.0.1:7001", "-cert", filepath.Join(dir, "other.pem"), "-key", filepath.Join(dir, "other-key.pem"), "-ca", ca}, nil, "is not valid for 127.0.0.1, the host of -listen"},
+		{[]string{"-listen", "127.0.0.1:7001", "-cert", filepath.Join(dir, "other.pem"), "-key", filepath.Join(dir, "other-key.pem"), "-ca", ca}, nil, "is not valid for 127.0.0.1, the host of this member's address 127.0.0.1:7001"},
 		{[]string{"-listen", "127.0.0.1:7001", "-key", key, "-ca", ca}, nil, "-cert is required"},
 		{append(base, "-log-level", "loud"), nil, `-log-level "loud": want debug, info, warn or error`},
 		{append(base, "-log-format", "xml"), nil, `-log-format "xml": want text or json`},
@@ -244,7 +244,7 @@ func TestPeerFlags(t *testing.T) {
 	}
 	// The whole command: one line naming the problem, exit status 1.
 	code, _, errs := runCmd("peer", "-listen", "127.0.0.1:7001", "-cert", "/x", "-key", key, "-ca", ca)
-	if code != exitError || errs != "tlsring peer: -cert /x: open /x: no such file or directory\n" {
+	if code != exitError || errs != "tlsring peer: -cert, -key, -ca: transport: reading the member certificate: open /x: no such file or directory\n" {
 		t.Errorf("peer with a missing certificate: code %d, %q", code, errs)
 	}
 }

@@ -22,7 +22,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/tlsring/tlsring/cmd/internal/certgen"
 	"github.com/tlsring/tlsring/cmd/internal/memcache"
 	"github.com/tlsring/tlsring/peer"
 	"github.com/tlsring/tlsring/peer/membership"
@@ -215,51 +214,11 @@ var checkMemberAddr = membership.CheckAddr
 // checks that the certificate is signed by the CA and valid for the host
 // of listen (other members verify both).
 func loadMemberTLS(certFile, keyFile, caFile, listen string) (*tls.Config, error) {
-	certPEM, err := os.ReadFile(certFile)
+	cfg, err := transport.LoadMemberTLS(certFile, keyFile, caFile, listen)
 	if err != nil {
-		return nil, fmt.Errorf("-cert %s: %w", certFile, err)
+		return nil, fmt.Errorf("-cert, -key, -ca: %w", err)
 	}
-	keyPEM, err := os.ReadFile(keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("-key %s: %w", keyFile, err)
-	}
-	caPEM, err := os.ReadFile(caFile)
-	if err != nil {
-		return nil, fmt.Errorf("-ca %s: %w", caFile, err)
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("-cert %s, -key %s: %w", certFile, keyFile, err)
-	}
-	pool, err := certgen.ParsePool(caPEM)
-	if err != nil {
-		return nil, fmt.Errorf("-ca %s: %w", caFile, err)
-	}
-	leaf := pair.Leaf
-	if leaf == nil {
-		if leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
-			return nil, fmt.Errorf("-cert %s: %w", certFile, err)
-		}
-	}
-	inter := x509.NewCertPool()
-	for _, der := range pair.Certificate[1:] {
-		if c, err := x509.ParseCertificate(der); err == nil {
-			inter.AddCert(c)
-		}
-	}
-	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		return nil, fmt.Errorf("-cert %s is not signed by -ca %s: %w", certFile, caFile, err)
-	}
-	host, _, _ := net.SplitHostPort(listen)
-	if err := leaf.VerifyHostname(host); err != nil {
-		return nil, fmt.Errorf("-cert %s is not valid for %s, the host of -listen, which other members verify: %w", certFile, host, err)
-	}
-	return &tls.Config{
-		Certificates: []tls.Certificate{pair},
-		RootCAs:      pool,
-		ClientCAs:    pool,
-		MinVersion:   tls.VersionTLS13,
-	}, nil
+	return cfg, nil
 }
 
 func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -283,10 +242,6 @@ func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready f
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	trMetrics, err := transport.NewMetrics(reg)
-	if err != nil {
-		return err
-	}
 	var authorize func(*x509.Certificate) error
 	if cfg.deny != nil {
 		authorize = cfg.deny.authorize
@@ -309,8 +264,7 @@ func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready f
 		TLS:              cfg.tls,
 		MaxBytes:         cfg.maxBytes,
 		Logger:           log,
-		Registerer:       reg,
-		QUIC:             transport.QUICConfig{Metrics: trMetrics},
+		Registerer:       reg, // the member's and its transport's metrics
 	})
 	if err != nil {
 		return err
@@ -357,7 +311,7 @@ func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready f
 			return fmt.Errorf("-memcached %s: %w", cfg.memcached, err)
 		}
 		mcAddr = l.Addr().String()
-		mcMetrics := memcache.NewMetrics()
+		mcMetrics := memcache.NewMetrics(prometheus.Labels{"member": cfg.listen})
 		reg.MustRegister(mcMetrics)
 		mc = &memcache.Server{
 			Backend:    p,

@@ -83,7 +83,7 @@ func startTicketKeys(c ticketKeyConfig, p *peer.Peer, reg prometheus.Registerer,
 	if c.dir == "" {
 		return func() {}, nil
 	}
-	m := ticketkeys.NewMetrics()
+	m := ticketkeys.NewMetrics(prometheus.Labels{"member": p.Self()})
 	if err := reg.Register(m); err != nil {
 		return nil, err
 	}

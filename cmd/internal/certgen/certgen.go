@@ -184,30 +184,3 @@ func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
 	}
 	return &CA{Cert: cert, Key: signer}, nil
 }
-
-// ParsePool reads every PEM certificate in data into a new pool; it fails
-// when data holds none.
-func ParsePool(data []byte) (*x509.CertPool, error) {
-	pool := x509.NewCertPool()
-	n := 0
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		pool.AddCert(c)
-		n++
-	}
-	if n == 0 {
-		return nil, errors.New("no PEM certificate found")
-	}
-	return pool, nil
-}

@@ -112,7 +112,7 @@ func (h *logCounter) matching(s string) int {
 func TestServerStalledDataBlock(t *testing.T) {
 	peers := newRing(t, 1)
 	logs := newLogCounter()
-	m := NewMetrics()
+	m := NewMetrics(nil)
 	addr := serve(t, &Server{Backend: peers[0], Logger: slog.New(logs), Metrics: m, StallTimeout: 200 * time.Millisecond})
 	staller := dialRaw(t, addr)
 	staller.send("get a\r\nset k 0 0 1000\r\nonly part of it")
@@ -147,7 +147,7 @@ func (b *failingBackend) Get(ctx context.Context, k []byte) ([]byte, error) {
 // before any hit went out the error is the answer, after one it is a miss.
 func TestServerGetFailsHalfway(t *testing.T) {
 	b := &failingBackend{mapBackend{m: map[string][]byte{"a": []byte("1")}}}
-	m := NewMetrics()
+	m := NewMetrics(nil)
 	addr := serve(t, &Server{Backend: b, Logger: quiet, Metrics: m})
 	rc := dialRaw(t, addr)
 	rc.send("get fail\r\n")

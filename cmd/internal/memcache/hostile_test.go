@@ -122,7 +122,7 @@ func TestServerHostileReaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := newLogCounter()
-	m := NewMetrics()
+	m := NewMetrics(nil)
 	backend := &countingBackend{Backend: peers[0]}
 	s := &Server{Backend: backend, Logger: slog.New(logs), Metrics: m}
 	addr := serve(t, s)

@@ -29,7 +29,7 @@ func openIdle(t *testing.T, src, addr string, n int) []*rawConn {
 func TestServerOneSourceCannotLockOut(t *testing.T) {
 	peers := newRing(t, 1)
 	logs := newLogCounter()
-	m := NewMetrics()
+	m := NewMetrics(nil)
 	s := &Server{Backend: peers[0], Logger: slog.New(logs), Metrics: m}
 	addr := serve(t, s)
 	perSource := DefaultMaxConns / 2
@@ -61,7 +61,7 @@ func TestServerOneSourceCannotLockOut(t *testing.T) {
 // busiest source, and a busy connection is never the one closed.
 func TestServerReclaimsIdle(t *testing.T) {
 	peers := newRing(t, 1)
-	m := NewMetrics()
+	m := NewMetrics(nil)
 	s := &Server{Backend: peers[0], Logger: quiet, Metrics: m, MaxConns: 8, MaxConnsPerSource: 5, reclaimIdle: time.Nanosecond}
 	addr := serve(t, s)
 	a := openIdle(t, "127.0.0.1", addr, 5)

@@ -22,27 +22,29 @@ type Metrics struct {
 	stalled   *prometheus.CounterVec
 }
 
-// NewMetrics returns unregistered collectors.
-func NewMetrics() *Metrics {
+// NewMetrics returns unregistered collectors, each series carrying
+// constLabels (nil = none), e.g. prometheus.Labels{"member": "host:port"}.
+func NewMetrics(constLabels prometheus.Labels) *Metrics {
+	cl := constLabels
 	m := &Metrics{
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tlsring_memcached_commands_total",
+			Name: "tlsring_memcached_commands_total", ConstLabels: cl,
 			Help: "Commands answered by the memcached face, by command and result.",
 		}, []string{"command", "result"}),
 		conns: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tlsring_memcached_connections",
+			Name: "tlsring_memcached_connections", ConstLabels: cl,
 			Help: "Open connections to the memcached face.",
 		}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tlsring_memcached_refused_connections_total",
+			Name: "tlsring_memcached_refused_connections_total", ConstLabels: cl,
 			Help: "Connections refused by the memcached face: reason max_conns (full, no idle connection to reclaim) or per_source (the source's limit).",
 		}, []string{"reason"}),
 		reclaimed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "tlsring_memcached_reclaimed_connections_total",
+			Name: "tlsring_memcached_reclaimed_connections_total", ConstLabels: cl,
 			Help: "Idle connections the memcached face closed to admit a new one while full.",
 		}),
 		stalled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tlsring_memcached_stalled_clients_total",
+			Name: "tlsring_memcached_stalled_clients_total", ConstLabels: cl,
 			Help: "Connections cut off for stalling longer than the stall timeout: during write (replies not read) or data (data block not sent).",
 		}, []string{"during"}),
 	}

@@ -129,7 +129,7 @@ func (rc *rawConn) expectClosed() {
 func TestServerRaw(t *testing.T) {
 	peers := newRing(t, 3)
 	now := time.Unix(1_800_000_000, 0)
-	s := &Server{Backend: peers[0], Logger: quiet, Version: "test-1", Now: func() time.Time { return now }, Metrics: NewMetrics()}
+	s := &Server{Backend: peers[0], Logger: quiet, Version: "test-1", Now: func() time.Time { return now }, Metrics: NewMetrics(nil)}
 	addr := serve(t, s)
 	rc := dialRaw(t, addr)
 
