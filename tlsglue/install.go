@@ -159,6 +159,18 @@ func (g *Glue) Close() error {
 	return nil
 }
 
+// Telling tlsglue's own hooks from wrappers. A per-handshake clone may
+// replace a hook only if cfg's field still holds tlsglue's own function: a
+// layer that wrapped it after Install (quic-go does) must keep running.
+// Go funcs are not comparable, so the check compares code pointers through
+// reflect: every method value of one method shares one code pointer, and a
+// wrapper is a function of its own. An explicit marker was considered and
+// rejected: a marker call (a sentinel identity our hook recognises) is
+// answered the same by our hook and by any pass-through wrapper around it,
+// which is exactly the case that must not be replaced, and crypto/tls's
+// Config has no field to carry a marker of its own. These three comparisons
+// are the only use of reflect in the package.
+
 // sharedUnwrapPC is the code pointer of every hooks.unwrapShared method value.
 var sharedUnwrapPC = reflect.ValueOf((&hooks{}).unwrapShared).Pointer()
 
