@@ -19,6 +19,8 @@ import (
 	"github.com/tlsring/tlsring/peer"
 	"github.com/tlsring/tlsring/ticketkeys"
 	"github.com/tlsring/tlsring/transport/transporttest"
+
+	"github.com/tlsring/tlsring/internal/testenv"
 )
 
 // testClock is a settable clock for keyrings and tls.Config.Time.
@@ -214,10 +216,7 @@ func TestStatelessRetention(t *testing.T) {
 // TestOpenSSLStateless: openssl s_client resumes on B a stateless ticket
 // from A, for TLS 1.3 and TLS 1.2.
 func TestOpenSSLStateless(t *testing.T) {
-	bin, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl not installed")
-	}
+	bin := testenv.Program(t, "openssl", "openssl")
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "ca.pem")
 	if err := os.WriteFile(caFile, getPKI(t).caPEM, 0o600); err != nil {

@@ -11,13 +11,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tlsring/tlsring/internal/testenv"
 )
 
 func TestOpenSSLResume(t *testing.T) {
-	bin, err := exec.LookPath("openssl")
-	if err != nil {
-		t.Skip("openssl not installed")
-	}
+	bin := testenv.Program(t, "openssl", "openssl")
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "ca.pem")
 	if err := os.WriteFile(caFile, getPKI(t).caPEM, 0o600); err != nil {

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/tlsring/tlsring/cmd/internal/certgen"
+
+	"github.com/tlsring/tlsring/internal/testenv"
 )
 
 const apacheBin = "/usr/sbin/apache2"
@@ -234,17 +236,11 @@ func TestApache(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs tlsring peers and Apache httpd")
 	}
-	if _, err := os.Stat(apacheBin); err != nil {
-		t.Fatalf("%s: %v: this test needs Apache httpd with mod_ssl and mod_socache_memcache; install it: apt-get install apache2", apacheBin, err)
-	}
+	testenv.Program(t, apacheBin, "apache2")
 	for _, m := range []string{"mpm_prefork", "authz_core", "socache_memcache", "ssl"} {
-		if _, err := os.Stat(filepath.Join(apacheModules, "mod_"+m+".so")); err != nil {
-			t.Fatalf("Apache module %s: %v; install it: apt-get install apache2", m, err)
-		}
+		testenv.File(t, filepath.Join(apacheModules, "mod_"+m+".so"), "apache2")
 	}
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Fatalf("this test drives openssl s_client: %v; install it: apt-get install openssl", err)
-	}
+	testenv.Program(t, "openssl", "openssl") // s_client
 	bin := tlsringBinary(t)
 	dir := t.TempDir() // Apache reads the certificate and key here before it drops privileges
 	ring := startRing(t, bin, dir, "p", 2)

@@ -21,6 +21,8 @@ import (
 
 	"github.com/tlsring/tlsring/cmd/internal/certgen"
 	"github.com/tlsring/tlsring/ticketkeys"
+
+	"github.com/tlsring/tlsring/internal/testenv"
 )
 
 const nginxBin = "/usr/sbin/nginx"
@@ -144,12 +146,8 @@ func TestNginxTicketKeys(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs tlsring peers and nginx")
 	}
-	if _, err := os.Stat(nginxBin); err != nil {
-		t.Fatalf("%s: %v: this test needs nginx; install it: apt-get install nginx", nginxBin, err)
-	}
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Fatalf("this test drives openssl s_client: %v; install it: apt-get install openssl", err)
-	}
+	testenv.Program(t, nginxBin, "nginx")
+	testenv.Program(t, "openssl", "openssl") // s_client
 	const (
 		period    = 3 * time.Second
 		retention = 6 * time.Second
