@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,11 +42,42 @@ tlsring peer -cert DIR/NAME.pem -key DIR/NAME-key.pem -ca DIR/ca.pem.`, stdout, 
 	if len(hostList) == 0 {
 		return usagef("-hosts is empty")
 	}
+	for _, h := range hostList {
+		if err := checkHost(h); err != nil {
+			return usagef("-hosts %q: %v", h, err)
+		}
+	}
 	created, err := makeCerts(*dir, *name, hostList)
 	for _, f := range created {
 		fmt.Fprintf(stdout, "wrote %s\n", f)
 	}
 	return err
+}
+
+// checkHost checks that h can name a member in a certificate: an IP
+// address or a DNS name (letters, digits and hyphens in dot-separated
+// labels of 1 to 63 characters, no label starting or ending with a hyphen,
+// 253 characters at most).
+func checkHost(h string) error {
+	if net.ParseIP(h) != nil {
+		return nil
+	}
+	const want = "want an IP address or a DNS name such as m1.example.com"
+	name := strings.TrimSuffix(h, ".")
+	if name == "" || len(name) > 253 {
+		return errors.New(want)
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return errors.New(want)
+		}
+		for _, r := range label {
+			if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-') {
+				return errors.New(want)
+			}
+		}
+	}
+	return nil
 }
 
 // makeCerts does the work of `tlsring certs` and returns the files it

@@ -124,9 +124,19 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
+		opts.ReplaceAttr = durationString
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, usagef("-log-format %q: want text or json", format)
+}
+
+// durationString makes JSON logs write durations as the text logs do
+// ("1.5s"), not as integer nanoseconds.
+func durationString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // isTerminal reports whether w is a terminal (a character device).

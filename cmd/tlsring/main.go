@@ -8,6 +8,7 @@
 //	tlsring certs   a cluster CA and member certificates for trying it out
 //	tlsring sim     a scenario in the deterministic cluster simulator: table, CSV, SVG plots, report.md
 //	tlsring bench   interleaved measurements of handshake cost and transport, medians and ratios against the targets
+//	tlsring version the version, Go version, platform and commit of this binary
 //
 // Run `tlsring <subcommand> -h` for each one's flags.
 package main
@@ -56,6 +57,7 @@ func commands() []command {
 		{name: "certs", summary: "create a cluster CA (if missing) and a member certificate signed by it", run: runCerts},
 		{name: "sim", summary: "run a scenario in the deterministic cluster simulator and compare tlsring with its alternatives", run: runSim},
 		{name: "bench", summary: "measure cluster CPU per resumed handshake and the transport against the alternatives, with medians and ratios", run: runBench},
+		{name: "version", summary: "print the version, Go version, platform and commit of this binary", run: runVersion},
 		{name: demoClientsCmd, hidden: true, run: runDemoClients},
 		{name: benchClientCmd, hidden: true, run: runBenchClient},
 		{name: realClusterCmd, hidden: true, run: runRealCluster},
@@ -104,7 +106,7 @@ func usage(w io.Writer) {
 	fmt.Fprintf(w, "tlsring: cluster-wide TLS session resumption for a fleet of TLS servers.\n\nUsage: tlsring <subcommand> [flags]\n\nSubcommands:\n")
 	for _, c := range commands() {
 		if !c.hidden {
-			fmt.Fprintf(w, "  %-6s %s\n", c.name, c.summary)
+			fmt.Fprintf(w, "  %-7s %s\n", c.name, c.summary)
 		}
 	}
 	fmt.Fprintf(w, "\nRun 'tlsring <subcommand> -h' for its flags.\n")

@@ -12,9 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -160,6 +163,21 @@ func TestCerts(t *testing.T) {
 	if code, _, errs := runCmd("certs", "-dir", dir); code != exitUsage || !strings.Contains(errs, "-name is required") {
 		t.Errorf("no name: code %d, %q", code, errs)
 	}
+	// A host that is neither an IP address nor a DNS name writes nothing.
+	for _, h := range []string{"not a host!", "-lead.example", "a..b", "under_score.example", strings.Repeat("x", 64) + ".example"} {
+		code, _, errs := runCmd("certs", "-dir", dir, "-name", "m4", "-hosts", "127.0.0.1,"+h)
+		if code != exitUsage || !strings.Contains(errs, "want an IP address or a DNS name") {
+			t.Errorf("-hosts %q: code %d, %q", h, code, errs)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "m4.pem")); err == nil {
+			t.Fatalf("-hosts %q wrote m4.pem", h)
+		}
+	}
+	for _, h := range []string{"localhost", "m1.example.com.", "::1", "xn--bcher-kva.example"} {
+		if err := checkHost(h); err != nil {
+			t.Errorf("checkHost(%q) = %v", h, err)
+		}
+	}
 }
 
 func TestPeerFlags(t *testing.T) {
@@ -206,6 +224,9 @@ func TestPeerFlags(t *testing.T) {
 	if cfg, err = parse(); err != nil || cfg.listen != "127.0.0.1:7001" || len(cfg.members) != 1 {
 		t.Errorf("from the environment: %+v, %v", cfg, err)
 	}
+	if cfg.maxBytes != 64<<20 {
+		t.Errorf("-max-bytes default %d, want 64 MiB", cfg.maxBytes)
+	}
 	clear(env)
 
 	for _, tc := range []struct {
@@ -231,6 +252,7 @@ func TestPeerFlags(t *testing.T) {
 		{append(base, "-memcached-socket-mode", "0999"), nil, `invalid value "0999" for flag -memcached-socket-mode: want permission bits in octal such as 0660 or 0600`},
 		{append(base, "-memcached-socket-mode", "0"), nil, "want permission bits in octal"},
 		{append(base, "-memcached-max-conns", "0"), nil, "-memcached-max-conns 0: want 1 or more"},
+		{append(base, "-max-bytes", "0"), nil, "-max-bytes 0: want a positive size such as 64MiB (the default)"},
 		{base, map[string]string{"TLSRING_MEMCACHED_MAX_CONNS_PER_SOURCE": "-1"}, "-memcached-max-conns-per-source -1: want 0 (half of -memcached-max-conns) or more"},
 	} {
 		clear(env)
@@ -265,5 +287,35 @@ func TestByteSize(t *testing.T) {
 	b := byteSize(64 << 20)
 	if b.String() != "64MiB" {
 		t.Errorf("String = %q", b.String())
+	}
+}
+
+// TestJSONLogDurations: JSON logs write durations as text logs do ("1.5s"),
+// not as nanoseconds.
+func TestJSONLogDurations(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := newLogger(&buf, "info", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("x", "down_for", 1500*time.Millisecond)
+	if !strings.Contains(buf.String(), `"down_for":"1.5s"`) {
+		t.Errorf("JSON log %q, want \"down_for\":\"1.5s\"", buf.String())
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, errs := runCmd("version")
+	if code != exitOK || !strings.HasPrefix(out, "tlsring ") || !strings.Contains(out, runtime.Version()) {
+		t.Errorf("version: code %d, %q, %q", code, out, errs)
+	}
+	bi := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.2.0"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "0123abcd"}, {Key: "vcs.time", Value: "2026-12-01T16:00:00Z"}, {Key: "vcs.modified", Value: "true"}}}
+	want := "tlsring v1.2.0 go1.26.8 " + runtime.GOOS + "/" + runtime.GOARCH + " commit 0123abcd (2026-12-01T16:00:00Z, modified)"
+	if got := versionLine(bi); got != want {
+		t.Errorf("versionLine = %q, want %q", got, want)
+	}
+	if got := versionLine(nil); !strings.HasPrefix(got, "tlsring unknown "+runtime.Version()) {
+		t.Errorf("versionLine(nil) = %q", got)
 	}
 }

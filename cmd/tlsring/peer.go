@@ -63,8 +63,8 @@ func parsePeerFlags(args []string, lookupEnv func(string) (string, bool), stdout
 	key := fs.String("key", "", "PEM file with this member's private key (required)")
 	ca := fs.String("ca", "", "PEM file with the cluster CA that signs every member's certificate (required)")
 	denyPath := fs.String("deny-file", "", "`file` of retired member certificates to refuse although the CA signed them: SHA-256 fingerprints (as openssl x509 -fingerprint -sha256 prints them) or serial:HEX, one a line; re-read on SIGHUP")
-	var maxBytes byteSize
-	fs.Var(&maxBytes, "max-bytes", "`size` bound on the local store: keys, values and per-entry overhead, e.g. 256MiB (default 64MiB)")
+	maxBytes := byteSize(store.DefaultMaxBytes)
+	fs.Var(&maxBytes, "max-bytes", "`size` bound on the local store: keys, values and per-entry overhead, e.g. 256MiB")
 	admin := fs.String("admin", "", "TCP host:port for the admin HTTP server with /metrics, /healthz (liveness) and /readyz (readiness: state transfer done, ring reachable) (default: none)")
 	memcached := fs.String("memcached", "", "serve the memcached text protocol on this TCP host:port or unix:/path, for non-Go TLS terminators (default: none). It has no authentication: keep it on loopback or a Unix socket")
 	memMode := fileMode(memcache.DefaultSocketMode)
@@ -136,6 +136,8 @@ Flags:
 		return nil, usagef("-key is required (this member's private key)")
 	case *ca == "":
 		return nil, usagef("-ca is required (the cluster CA certificate)")
+	case cfg.maxBytes <= 0:
+		return nil, usagef("-max-bytes %d: want a positive size such as 64MiB (the default)", cfg.maxBytes)
 	case cfg.memcachedTTL <= 0 || cfg.memcachedTTL > peer.MaxTTL:
 		return nil, usagef("-memcached-default-ttl %v: want a duration between 1s and %v", cfg.memcachedTTL, peer.MaxTTL)
 	case cfg.memcachedTimeout <= 0:
@@ -335,11 +337,7 @@ func servePeer(ctx context.Context, cfg *peerConfig, stopSignals func(), ready f
 	if admin != nil {
 		adminAddr = admin.Addr()
 	}
-	maxBytes := cfg.maxBytes
-	if maxBytes == 0 {
-		maxBytes = store.DefaultMaxBytes
-	}
-	log.Info("tlsring peer serving", "listen", cfg.listen, "members", cfg.members, "max_bytes", maxBytes,
+	log.Info("tlsring peer serving", "listen", cfg.listen, "members", cfg.members, "max_bytes", cfg.maxBytes,
 		"admin", adminAddr, "memcached", mcAddr)
 	if ready != nil {
 		ready(adminAddr, mcAddr)
