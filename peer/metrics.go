@@ -44,14 +44,14 @@ func newMetrics(p *Peer) *metrics {
 		}, []string{"op", "result"}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tlsring_peer_calls_total", ConstLabels: cl,
-			Help: "Requests sent to other members, by peer and result (ok, not_found, bad_request, error, timeout, canceled, unreachable).",
-		}, []string{"peer", "result"}),
-		// Latency by peer only: a result label would multiply the buckets
+			Help: "Requests sent to other members, by remote member and result (ok, not_found, bad_request, error, timeout, canceled, unreachable).",
+		}, []string{"remote", "result"}),
+		// Latency by remote member only: a result label would multiply the buckets
 		// by seven for every member of a large ring.
 		callLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "tlsring_peer_call_duration_seconds", ConstLabels: cl, Buckets: buckets,
-			Help: "Latency of requests sent to other members that got an answer, by peer.",
-		}, []string{"peer"}),
+			Help: "Latency of requests sent to other members that got an answer, by remote member.",
+		}, []string{"remote"}),
 		served: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tlsring_peer_served_requests_total", ConstLabels: cl,
 			Help: "Requests served for other members (and this one), by operation and status.",
@@ -94,7 +94,7 @@ func newMetrics(p *Peer) *metrics {
 		storeEntries:  prometheus.NewDesc("tlsring_store_entries", "Entries in the local store.", nil, cl),
 		evictions:     prometheus.NewDesc("tlsring_store_evictions_total", "Entries evicted to stay within the byte bound.", nil, cl),
 		expirations:   prometheus.NewDesc("tlsring_store_expirations_total", "Entries dropped at their TTL.", nil, cl),
-		peerUp:        prometheus.NewDesc("tlsring_peer_up", "1 if the member is answering, 0 if marked down.", []string{"peer"}, cl),
+		peerUp:        prometheus.NewDesc("tlsring_peer_up", "1 if the member is answering, 0 if marked down, by remote member.", []string{"remote"}, cl),
 		members:       prometheus.NewDesc("tlsring_peer_members", "Members in this member's current ring, itself included.", nil, cl),
 	}
 }

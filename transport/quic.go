@@ -176,7 +176,7 @@ type QUIC struct {
 
 	mu      sync.Mutex
 	closed  bool
-	peers   map[string]*peerConn    // outgoing, by member address
+	remotes map[string]*remoteConn  // outgoing, by member address
 	inbound map[*quic.Conn]struct{} // incoming connections
 	done    chan struct{}           // closed by Close
 }
@@ -221,7 +221,7 @@ func NewQUIC(cfg QUICConfig, h Handler) (*QUIC, error) {
 		addr:    realAddr(cfg.Addr, udp.LocalAddr().(*net.UDPAddr)),
 		udp:     udp,
 		metrics: cfg.Metrics,
-		peers:   make(map[string]*peerConn),
+		remotes: make(map[string]*remoteConn),
 		inbound: make(map[*quic.Conn]struct{}),
 		done:    make(chan struct{}),
 	}
@@ -328,7 +328,7 @@ func (t *QUIC) Reauthorize() {
 	for c := range t.inbound {
 		conns = append(conns, c)
 	}
-	for _, p := range t.peers {
+	for _, p := range t.remotes {
 		p.mu.Lock()
 		if p.cur != nil {
 			conns = append(conns, p.cur.conn)
@@ -357,8 +357,8 @@ func (t *QUIC) Close() error {
 	t.closed = true
 	close(t.done)
 	t.cancel()
-	peers := t.peers
-	t.peers = nil
+	peers := t.remotes
+	t.remotes = nil
 	inbound := t.inbound
 	t.inbound = nil
 	t.mu.Unlock()

@@ -18,9 +18,9 @@ import (
 	"github.com/quic-go/quic-go"
 )
 
-// peerConn is this member's link to one member it calls: the current
+// remoteConn is this member's link to one member it calls: the current
 // connection, a dial in progress, and the backoff after failed dials.
-type peerConn struct {
+type remoteConn struct {
 	t    *QUIC
 	addr string
 
@@ -39,7 +39,7 @@ type peerConn struct {
 
 // clientConn is one live connection to a member and its request stream.
 type clientConn struct {
-	p    *peerConn
+	p    *remoteConn
 	conn *quic.Conn
 	str  *quic.Stream
 	br   *bufio.Reader
@@ -79,7 +79,7 @@ func (t *QUIC) call(ctx context.Context, member string, req *Request) (*Response
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	p, err := t.peer(member)
+	p, err := t.remote(member)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ func (t *QUIC) call(ctx context.Context, member string, req *Request) (*Response
 		// The member closed or reset the connection: it was stopping, or
 		// it restarted and its new incarnation does not know the
 		// connection. Once, on a fresh connection.
-		t.log.Debug("connection to member went stale, retrying on a fresh one", "peer", member, "err", cc.deadErr)
+		t.log.Debug("connection to member went stale, retrying on a fresh one", "remote", member, "err", cc.deadErr)
 	}
 }
 
@@ -181,17 +181,17 @@ func (cc *clientConn) unreachable() error {
 	return fmt.Errorf("%w: %s: %v", ErrUnreachable, cc.p.addr, cc.deadErr)
 }
 
-// peer returns the link to member, creating it on first use.
-func (t *QUIC) peer(member string) (*peerConn, error) {
+// remote returns the link to member, creating it on first use.
+func (t *QUIC) remote(member string) (*remoteConn, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return nil, ErrClosed
 	}
-	p := t.peers[member]
+	p := t.remotes[member]
 	if p == nil {
-		p = &peerConn{t: t, addr: member}
-		t.peers[member] = p
+		p = &remoteConn{t: t, addr: member}
+		t.remotes[member] = p
 	}
 	return p, nil
 }
@@ -204,7 +204,7 @@ func (t *QUIC) peer(member string) (*peerConn, error) {
 // member that is up, and then fails with ErrUnreachable while the dial
 // goes on in the background; after a failed dial, calls fail at once
 // until the backoff has elapsed, and the next call then dials afresh.
-func (p *peerConn) conn(ctx context.Context) (*clientConn, error) {
+func (p *remoteConn) conn(ctx context.Context) (*clientConn, error) {
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -266,11 +266,11 @@ func (p *peerConn) conn(ctx context.Context) (*clientConn, error) {
 // redialWait is how long calls wait for a dial to a suspect member:
 // RedialWait, or three times what the last good dial took if more (a slow
 // link, or a loaded machine).
-func (p *peerConn) redialWait() time.Duration {
+func (p *remoteConn) redialWait() time.Duration {
 	return max(p.t.cfg.RedialWait, 3*p.dialTook)
 }
 
-func (p *peerConn) downErr() error {
+func (p *remoteConn) downErr() error {
 	if p.dialing != nil && !p.down {
 		return fmt.Errorf("%w: %s: no new connection within %v, still dialling (last error: %v)", ErrUnreachable, p.addr, p.redialWait(), p.lastErr)
 	}
@@ -279,7 +279,7 @@ func (p *peerConn) downErr() error {
 
 // dial connects to the member and publishes the result; ch is closed when
 // done.
-func (p *peerConn) dial(ch chan struct{}) {
+func (p *remoteConn) dial(ch chan struct{}) {
 	cc, err := p.t.dial(p)
 	p.t.metrics.dial(err)
 	p.mu.Lock()
@@ -293,8 +293,11 @@ func (p *peerConn) dial(ch chan struct{}) {
 			p.backoff = min(2*p.backoff, p.t.cfg.MaxBackoff)
 		}
 		p.retryAt = time.Now().Add(p.backoff)
+		// Debug: the member (peer package) logs the same event once, as
+		// "member marked down", with what it decides; the transport's view
+		// of one connection is detail.
 		if !p.down && !p.closed {
-			p.t.log.Warn("member unreachable", "peer", p.addr, "err", err, "retry_in", p.backoff)
+			p.t.log.Debug("member unreachable", "remote", p.addr, "err", err, "retry_in", p.backoff)
 		}
 		p.down, p.suspect = true, true
 		p.lastErr = err
@@ -305,7 +308,7 @@ func (p *peerConn) dial(ch chan struct{}) {
 		return
 	}
 	if p.down {
-		p.t.log.Info("member reachable again", "peer", p.addr)
+		p.t.log.Debug("member reachable again", "remote", p.addr) // the member logs "member answering again"
 	}
 	p.down, p.suspect, p.backoff, p.lastErr = false, false, 0, nil
 	p.dialTook = time.Since(p.dialStart)
@@ -313,7 +316,7 @@ func (p *peerConn) dial(ch chan struct{}) {
 }
 
 // close ends the link; the transport is closing.
-func (p *peerConn) close() {
+func (p *remoteConn) close() {
 	p.mu.Lock()
 	p.closed = true
 	cc := p.cur
@@ -325,7 +328,7 @@ func (p *peerConn) close() {
 
 // dial opens a connection and its stream to p's member and checks, with a
 // ping the transport answers itself, that the member accepted us.
-func (t *QUIC) dial(p *peerConn) (*clientConn, error) {
+func (t *QUIC) dial(p *remoteConn) (*clientConn, error) {
 	host, _, err := net.SplitHostPort(p.addr)
 	if err != nil {
 		return nil, err
@@ -383,7 +386,7 @@ func (t *QUIC) dial(p *peerConn) (*clientConn, error) {
 	if !t.go_(cc.readLoop) {
 		return fail(ErrClosed)
 	}
-	t.log.Debug("connected to member", "peer", p.addr)
+	t.log.Debug("connected to member", "remote", p.addr)
 	return cc, nil
 }
 
@@ -421,7 +424,7 @@ func (cc *clientConn) readLoop() {
 }
 
 func (cc *clientConn) protocolError(err error) {
-	cc.p.t.malformedLog.log(cc.p.t.log, slog.LevelWarn, "malformed response from member, closing connection", "peer", cc.p.addr, "err", err)
+	cc.p.t.malformedLog.log(cc.p.t.log, slog.LevelWarn, "malformed response from member, closing connection", "remote", cc.p.addr, "err", err)
 	cc.p.t.metrics.malformed()
 	cc.conn.CloseWithError(codeProtocolError, truncMessage(err.Error()))
 }
@@ -439,7 +442,7 @@ func (cc *clientConn) close(err error) {
 		close(cc.dead)
 		cc.conn.CloseWithError(codeNoError, "")
 		if !errors.Is(err, ErrClosed) {
-			cc.p.t.log.Debug("connection to member lost", "peer", cc.p.addr, "err", err)
+			cc.p.t.log.Debug("connection to member lost", "remote", cc.p.addr, "err", err)
 		}
 	})
 }
@@ -448,7 +451,7 @@ func (cc *clientConn) close(err error) {
 // after a restart, or timed out). The member is now suspect: the next call
 // dials afresh but waits at most RedialWait for it, so a restarted member
 // is reached at once and a gone one costs calls little.
-func (p *peerConn) lost(cc *clientConn, err error) {
+func (p *remoteConn) lost(cc *clientConn, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cur != cc || p.closed {

@@ -260,7 +260,7 @@ func TestDeadlineAbandonsRequest(t *testing.T) {
 func liveConn(t *testing.T, m *member, addr string) *clientConn {
 	t.Helper()
 	m.mu.Lock()
-	p := m.peers[addr]
+	p := m.remotes[addr]
 	m.mu.Unlock()
 	if p == nil {
 		t.Fatalf("no link to %s", addr)

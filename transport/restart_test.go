@@ -98,7 +98,7 @@ func TestClosedMemberFailsFast(t *testing.T) {
 	b.Close()
 	<-conn.dead // the close reached us
 	a.mu.Lock()
-	p := a.peers[addr]
+	p := a.remotes[addr]
 	a.mu.Unlock()
 	p.mu.Lock()
 	wait := p.redialWait()

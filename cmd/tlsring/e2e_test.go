@@ -419,7 +419,7 @@ func TestEndToEnd(t *testing.T) {
 	for i := range routedVia {
 		url := "http://" + procs[i].admin + "/metrics"
 		waitFor(t, 10*time.Second, procs[i].name+" marking "+members[victim]+" down", func() (bool, string) {
-			v := metric(t, url, "tlsring_peer_up", "peer", members[victim])
+			v := metric(t, url, "tlsring_peer_up", "remote", members[victim])
 			return v == 0, fmt.Sprint("tlsring_peer_up = ", v)
 		})
 	}
@@ -450,8 +450,8 @@ func TestEndToEnd(t *testing.T) {
 		}
 		waitFor(t, 10*time.Second, pp.name+" marking the restarted member up", func() (bool, string) {
 			body := metricsBody(t, pp.admin)
-			up := sumMetric(body, "tlsring_peer_up", "peer", members[victim])
-			return up == 1 || !strings.Contains(body, `peer="`+members[victim]+`"`), fmt.Sprint("tlsring_peer_up = ", up)
+			up := sumMetric(body, "tlsring_peer_up", "remote", members[victim])
+			return up == 1 || !strings.Contains(body, `remote="`+members[victim]+`"`), fmt.Sprint("tlsring_peer_up = ", up)
 		})
 	}
 	if v := metric(t, "http://"+procs[victim].admin+"/metrics", "tlsring_memcached_commands_total", "command", "set", "result", "stored"); v < 1 {
