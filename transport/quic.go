@@ -6,6 +6,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -35,7 +36,8 @@ const (
 )
 
 // QUICConfig configures a QUIC transport. Only Addr and TLS are required;
-// every other field has a documented zero-value default.
+// every other field has a documented zero-value default (the Default*
+// constants); a negative one is an error.
 type QUICConfig struct {
 	// Addr is the UDP "host:port" to listen on, which is also this member's
 	// name in the ring. Port 0 picks a free port: read it back with
@@ -59,47 +61,49 @@ type QUICConfig struct {
 	Authorize func(leaf *x509.Certificate) error
 
 	// DialTimeout bounds connecting to a member, handshake and first
-	// round trip included; 0 = 1s. Calls wait for a dial at most until
+	// round trip included; 0 = DefaultDialTimeout (1s). Calls wait for a dial at most until
 	// their own deadline; the dial goes on in the background.
 	DialTimeout time.Duration
 	// MinBackoff is how long calls to a member fail at once with
 	// ErrUnreachable after a dial to it failed; it doubles with each
 	// further failure up to MaxBackoff and resets on success. The first
 	// call after the backoff dials afresh.
-	// 0 = 50ms.
+	// 0 = DefaultMinBackoff (50ms).
 	MinBackoff time.Duration
-	// MaxBackoff caps the backoff; 0 = 2s.
+	// MaxBackoff caps the backoff; 0 = DefaultMaxBackoff (2s).
 	MaxBackoff time.Duration
 	// RedialWait is how long a call waits for a new connection to a
 	// member whose last connection broke or whose last dial failed: long
 	// enough for a handshake with a member that restarted, short enough
 	// that calls to one that is gone fail fast. A call on a connection
 	// the member closed or reset (it stopped or restarted) is retried
-	// once on a new connection within this wait. 0 = 50ms.
+	// once on a new connection within this wait. 0 = DefaultRedialWait (50ms).
 	RedialWait time.Duration
-	// KeepAlive is how often an idle connection is probed; 0 = 2s.
+	// KeepAlive is how often an idle connection is probed;
+	// 0 = DefaultKeepAlive (2s).
 	KeepAlive time.Duration
 	// IdleTimeout closes a connection that heard nothing for this long
 	// (keep-alives included): the member is then considered gone.
-	// 0 = 10s.
+	// 0 = DefaultIdleTimeout (10s).
 	IdleTimeout time.Duration
 	// MaxConcurrentRequests bounds the requests of one incoming
 	// connection that are outstanding: read and being served, or answered
 	// with the answer waiting for the caller's flow control. At the bound
 	// further requests wait unread, which pushes back on the caller
-	// through QUIC flow control. 0 = 256.
+	// through QUIC flow control. 0 = DefaultMaxConcurrentRequests (256).
 	MaxConcurrentRequests int
 	// MaxConnBytes bounds the bytes one incoming connection makes this
 	// member hold: requests being served, each with room for the largest
 	// answer its operation can have, and answers waiting for the caller's
 	// flow control (a caller that sends requests without reading their
 	// answers). At the bound the member stops reading that connection's
-	// requests until answers leave. 0 = 8 MiB.
+	// requests until answers leave. 0 = DefaultMaxConnBytes (8 MiB).
 	MaxConnBytes int
 	// StallTimeout is how long a waiting answer may wait for the caller
 	// to read: a caller that takes none of it for this long is cut off
 	// (its connection closed with application error code 2), counted in
-	// tlsring_transport_slow_readers_total and logged (sampled). 0 = 5s.
+	// tlsring_transport_slow_readers_total and logged (sampled).
+	// 0 = DefaultStallTimeout (5s).
 	StallTimeout time.Duration
 	// StatelessResetKey lets a restarted member reset connections its
 	// previous incarnation held, so callers notice at their next packet
@@ -113,40 +117,55 @@ type QUICConfig struct {
 	Metrics *Metrics
 }
 
-func (c *QUICConfig) setDefaults() {
+// Defaults of QUICConfig's zero values.
+const (
+	DefaultDialTimeout           = time.Second
+	DefaultMinBackoff            = 50 * time.Millisecond
+	DefaultMaxBackoff            = 2 * time.Second
+	DefaultRedialWait            = 50 * time.Millisecond
+	DefaultKeepAlive             = 2 * time.Second
+	DefaultIdleTimeout           = 10 * time.Second
+	DefaultMaxConcurrentRequests = 256
+	DefaultMaxConnBytes          = 8 << 20
+	DefaultStallTimeout          = 5 * time.Second
+)
+
+// withDefaults checks c, naming the field that is wrong, and returns it
+// with every zero field set to its default (a MaxBackoff below MinBackoff
+// is raised to it).
+func (c QUICConfig) withDefaults() (QUICConfig, error) {
+	switch {
+	case c.TLS == nil || len(c.TLS.Certificates) == 0:
+		return c, errors.New("transport: QUICConfig.TLS needs this member's certificate")
+	case c.TLS.RootCAs == nil || c.TLS.ClientCAs == nil:
+		return c, errors.New("transport: QUICConfig.TLS needs the cluster CA in RootCAs and ClientCAs")
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"DialTimeout", int64(c.DialTimeout)}, {"MinBackoff", int64(c.MinBackoff)}, {"MaxBackoff", int64(c.MaxBackoff)},
+		{"RedialWait", int64(c.RedialWait)}, {"KeepAlive", int64(c.KeepAlive)}, {"IdleTimeout", int64(c.IdleTimeout)},
+		{"MaxConcurrentRequests", int64(c.MaxConcurrentRequests)}, {"MaxConnBytes", int64(c.MaxConnBytes)},
+		{"StallTimeout", int64(c.StallTimeout)},
+	} {
+		if f.v < 0 {
+			return c, fmt.Errorf("transport: QUICConfig.%s is negative; use 0 for the default", f.name)
+		}
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.DialTimeout <= 0 {
-		c.DialTimeout = time.Second
-	}
-	if c.MinBackoff <= 0 {
-		c.MinBackoff = 50 * time.Millisecond
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = 2 * time.Second
-	}
-	if c.MaxBackoff < c.MinBackoff {
-		c.MaxBackoff = c.MinBackoff
-	}
-	if c.RedialWait <= 0 {
-		c.RedialWait = 50 * time.Millisecond
-	}
-	if c.KeepAlive <= 0 {
-		c.KeepAlive = 2 * time.Second
-	}
-	if c.IdleTimeout <= 0 {
-		c.IdleTimeout = 10 * time.Second
-	}
-	if c.MaxConcurrentRequests <= 0 {
-		c.MaxConcurrentRequests = 256
-	}
-	if c.MaxConnBytes <= 0 {
-		c.MaxConnBytes = 8 << 20
-	}
-	if c.StallTimeout <= 0 {
-		c.StallTimeout = 5 * time.Second
-	}
+	c.DialTimeout = cmp.Or(c.DialTimeout, DefaultDialTimeout)
+	c.MinBackoff = cmp.Or(c.MinBackoff, DefaultMinBackoff)
+	c.MaxBackoff = max(cmp.Or(c.MaxBackoff, DefaultMaxBackoff), c.MinBackoff)
+	c.RedialWait = cmp.Or(c.RedialWait, DefaultRedialWait)
+	c.KeepAlive = cmp.Or(c.KeepAlive, DefaultKeepAlive)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, DefaultIdleTimeout)
+	c.MaxConcurrentRequests = cmp.Or(c.MaxConcurrentRequests, DefaultMaxConcurrentRequests)
+	c.MaxConnBytes = cmp.Or(c.MaxConnBytes, DefaultMaxConnBytes)
+	c.StallTimeout = cmp.Or(c.StallTimeout, DefaultStallTimeout)
+	return c, nil
 }
 
 // QUIC is a Transport over QUIC with mutual TLS. One UDP socket both
@@ -199,13 +218,10 @@ func NewQUIC(cfg QUICConfig, h Handler) (*QUIC, error) {
 	if h == nil {
 		return nil, errors.New("transport: ListenQUIC needs a handler")
 	}
-	if cfg.TLS == nil || len(cfg.TLS.Certificates) == 0 {
-		return nil, errors.New("transport: QUICConfig.TLS needs this member's certificate")
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
-	if cfg.TLS.RootCAs == nil || cfg.TLS.ClientCAs == nil {
-		return nil, errors.New("transport: QUICConfig.TLS needs the cluster CA in RootCAs and ClientCAs")
-	}
-	cfg.setDefaults()
 	uaddr, err := net.ResolveUDPAddr("udp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("transport: listen address %q: %w", cfg.Addr, err)

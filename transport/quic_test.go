@@ -518,6 +518,10 @@ func TestListenQUICErrors(t *testing.T) {
 	if _, err := ListenQUIC(QUICConfig{Addr: "127.0.0.1:0", TLS: noCA}, h); err == nil {
 		t.Fatal("TLS without ClientCAs accepted")
 	}
+	if _, err := ListenQUIC(QUICConfig{Addr: "127.0.0.1:0", TLS: ca.MemberTLS(t), StallTimeout: -time.Second}, h); err == nil ||
+		err.Error() != "transport: QUICConfig.StallTimeout is negative; use 0 for the default" {
+		t.Fatalf("negative StallTimeout: %v", err)
+	}
 	m := startMember(t, ca, nil)
 	if _, err := ListenQUIC(QUICConfig{Addr: m.Addr(), TLS: ca.MemberTLS(t)}, h); err == nil {
 		t.Fatal("second listener on a busy address")
