@@ -60,14 +60,8 @@ func isTimeout(err error) bool {
 // gets every answer). cn, if not nil, tracks whether it is idle.
 func (s *Server) serveConn(rw io.ReadWriter, cn *conn) {
 	dl, _ := rw.(deadliner)
-	stall := s.StallTimeout
-	if stall <= 0 {
-		stall = DefaultStallTimeout
-	}
-	idle := s.IdleTimeout
-	if idle <= 0 {
-		idle = DefaultIdleTimeout
-	}
+	cfg := s.settings()
+	stall, idle := cfg.StallTimeout, cfg.IdleTimeout
 	sw := &stallWriter{w: rw, dl: dl, timeout: stall}
 	r := bufio.NewReaderSize(rw, readBufferSize)
 	w := bufio.NewWriterSize(sw, writeBufferSize)
@@ -76,7 +70,7 @@ func (s *Server) serveConn(rw io.ReadWriter, cn *conn) {
 		if isTimeout(sw.err) {
 			s.stalled(rw, stallWrite, stall)
 		} else if sw.err != nil {
-			s.logger().Debug("memcache: connection write failed", "err", sw.err)
+			s.settings().Logger.Debug("memcache: connection write failed", "err", sw.err)
 		}
 	}()
 	for {
@@ -101,7 +95,7 @@ func (s *Server) serveConn(rw io.ReadWriter, cn *conn) {
 			// EOF (possibly after an unterminated line, which is not a
 			// command), the idle timeout, or a broken connection.
 			if len(line) > 0 && !errors.Is(err, io.EOF) {
-				s.logger().Debug("memcache: connection read failed", "err", err)
+				s.settings().Logger.Debug("memcache: connection read failed", "err", err)
 			}
 			return
 		}
@@ -155,17 +149,14 @@ func (s *Server) stalled(rw io.ReadWriter, during string, after time.Duration) {
 	if during == stallData {
 		what = "it did not send the data block it announced"
 	}
-	s.stallLog.log(s.logger(), slog.LevelWarn, "memcache: cut off a client: "+what, "remote", remote, "stall_timeout", after)
+	s.stallLog.log(s.settings().Logger, slog.LevelWarn, "memcache: cut off a client: "+what, "remote", remote, "stall_timeout", after)
 }
 
 // storage reads the data block of a storage command and answers it. It
 // reports whether the connection can go on, and the read error if reading
 // the block failed.
 func (s *Server) storage(r *bufio.Reader, w *bufio.Writer, cmd *Command) (bool, error) {
-	maxValue := s.MaxValueSize
-	if maxValue <= 0 {
-		maxValue = DefaultMaxValueSize
-	}
+	maxValue := s.settings().MaxValueSize
 	reply := func(result, line string) {
 		s.Metrics.command(cmd.Name, result)
 		if !cmd.NoReply {
@@ -224,7 +215,7 @@ func (s *Server) storage(r *bufio.Reader, w *bufio.Writer, cmd *Command) (bool, 
 		err = s.Backend.Delete(ctx, cmd.Keys[0])
 	}
 	if err != nil {
-		s.logger().Debug("memcache: set failed", "err", err)
+		s.settings().Logger.Debug("memcache: set failed", "err", err)
 		reply("error", serverError(err))
 		return true, nil
 	}
@@ -235,26 +226,17 @@ func (s *Server) storage(r *bufio.Reader, w *bufio.Writer, cmd *Command) (bool, 
 // ttl converts a memcached exptime into a lifetime; live is false for a
 // value that has already expired.
 func (s *Server) ttl(exptime int64) (ttl time.Duration, live bool) {
-	maxTTL := s.MaxTTL
-	if maxTTL <= 0 {
-		maxTTL = DefaultMaxTTL
-	}
+	cfg := s.settings()
+	maxTTL := cfg.MaxTTL
 	switch {
 	case exptime == 0:
-		ttl = s.DefaultTTL
-		if ttl <= 0 {
-			ttl = DefaultTTL
-		}
+		ttl = cfg.DefaultTTL
 	case exptime < 0:
 		return 0, false
 	case exptime <= RelativeExptimeLimit:
 		ttl = time.Duration(exptime) * time.Second
 	default:
-		now := time.Now
-		if s.Now != nil {
-			now = s.Now
-		}
-		secs := exptime - now().Unix()
+		secs := exptime - cfg.Now().Unix()
 		if secs <= 0 {
 			return 0, false
 		}
@@ -267,11 +249,7 @@ func (s *Server) ttl(exptime int64) (ttl time.Duration, live bool) {
 }
 
 func (s *Server) ctx() (context.Context, context.CancelFunc) {
-	t := s.Timeout
-	if t <= 0 {
-		t = DefaultTimeout
-	}
-	return context.WithTimeout(context.Background(), t)
+	return context.WithTimeout(context.Background(), s.settings().Timeout)
 }
 
 // serverError is the reply for a Backend error. The message is bounded
@@ -312,7 +290,7 @@ func (s *Server) command(w *bufio.Writer, cmd *Command, sw *stallWriter) bool {
 		case IsNotFound(err):
 			result, line = "not_found", "NOT_FOUND\r\n"
 		default:
-			s.logger().Debug("memcache: delete failed", "err", err)
+			s.settings().Logger.Debug("memcache: delete failed", "err", err)
 			result, line = "error", serverError(err)
 		}
 		s.Metrics.command(cmd.Name, result)
@@ -360,7 +338,7 @@ func (s *Server) get(w *bufio.Writer, cmd *Command, sw *stallWriter) {
 			if IsNotFound(err) {
 				continue
 			}
-			s.logger().Debug("memcache: get failed", "err", err)
+			s.settings().Logger.Debug("memcache: get failed", "err", err)
 			if hits == 0 {
 				s.Metrics.command(cmd.Name, "error")
 				w.WriteString(serverError(err))
@@ -397,9 +375,4 @@ func (s *Server) get(w *bufio.Writer, cmd *Command, sw *stallWriter) {
 	}
 }
 
-func (s *Server) versionOr() string {
-	if s.Version == "" {
-		return "tlsring"
-	}
-	return s.Version
-}
+func (s *Server) versionOr() string { return s.settings().Version }

@@ -109,6 +109,9 @@ type Server struct {
 	// reclaimIdle overrides ReclaimIdle in tests.
 	reclaimIdle time.Duration
 
+	defaultsOnce sync.Once
+	effective    *Server // the fields with defaults filled in (settings)
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
@@ -239,11 +242,11 @@ func (s *Server) track(c net.Conn) *conn {
 		c.Close()
 		return nil
 	}
-	if limit := s.maxConnsPerSource(); limit > 0 && cn.source.IsValid() && s.sources[cn.source] >= limit {
+	if limit := s.settings().MaxConnsPerSource; limit > 0 && cn.source.IsValid() && s.sources[cn.source] >= limit {
 		s.refuse(c, reasonPerSource, "SERVER_ERROR too many connections from your address\r\n")
 		return nil
 	}
-	if len(s.conns) >= s.maxConns() && !s.reclaimLocked() {
+	if len(s.conns) >= s.settings().MaxConns && !s.reclaimLocked() {
 		s.refuse(c, reasonMaxConns, "SERVER_ERROR too many connections\r\n")
 		return nil
 	}
@@ -256,8 +259,8 @@ func (s *Server) track(c net.Conn) *conn {
 // refuse answers c with reply and closes it; s.mu is held.
 func (s *Server) refuse(c net.Conn, reason, reply string) {
 	s.Metrics.refused(reason)
-	s.refuseLog.log(s.logger(), slog.LevelWarn, "memcache: refused a connection (raise the limit if this is legitimate load)",
-		"remote", c.RemoteAddr().String(), "reason", reason, "max_conns", s.maxConns(), "max_conns_per_source", s.maxConnsPerSource())
+	s.refuseLog.log(s.settings().Logger, slog.LevelWarn, "memcache: refused a connection (raise the limit if this is legitimate load)",
+		"remote", c.RemoteAddr().String(), "reason", reason, "max_conns", s.settings().MaxConns, "max_conns_per_source", s.settings().MaxConnsPerSource)
 	// The answer is small and the socket new: it fits the kernel buffer,
 	// the deadline only guards against the impossible.
 	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
@@ -295,8 +298,8 @@ func (s *Server) reclaimLocked() bool {
 	victim.reclaimed = true
 	victim.c.Close()
 	s.Metrics.reclaim()
-	s.reclaimLog.log(s.logger(), slog.LevelWarn, "memcache: face full: closed an idle connection to admit a new one",
-		"remote", victim.c.RemoteAddr().String(), "idle", time.Since(time.Unix(0, victimSince)).Round(time.Millisecond), "max_conns", s.maxConns())
+	s.reclaimLog.log(s.settings().Logger, slog.LevelWarn, "memcache: face full: closed an idle connection to admit a new one",
+		"remote", victim.c.RemoteAddr().String(), "idle", time.Since(time.Unix(0, victimSince)).Round(time.Millisecond), "max_conns", s.settings().MaxConns)
 	return true
 }
 
@@ -335,27 +338,55 @@ func (s *Server) Close() error {
 	return nil
 }
 
-func (s *Server) maxConns() int {
-	if s.MaxConns > 0 {
-		return s.MaxConns
-	}
-	return DefaultMaxConns
+// settings returns the Server's fields with every zero one set to its
+// default, resolved once, at the first use (the fields must not change
+// after Serve, as the Server's doc says).
+func (s *Server) settings() *Server {
+	s.defaultsOnce.Do(func() { s.effective = s.withDefaults() })
+	return s.effective
 }
 
-// maxConnsPerSource is the per-source limit, 0 for none.
-func (s *Server) maxConnsPerSource() int {
+// withDefaults returns a copy of s's settings (not its state) with every
+// zero field set to its default. MaxConnsPerSource becomes 0 for "no
+// limit" (it was negative) or its default, half of MaxConns (at least 1).
+func (s *Server) withDefaults() *Server {
+	c := &Server{
+		Backend: s.Backend, DefaultTTL: s.DefaultTTL, MaxTTL: s.MaxTTL, MaxValueSize: s.MaxValueSize,
+		Timeout: s.Timeout, IdleTimeout: s.IdleTimeout, StallTimeout: s.StallTimeout,
+		MaxConns: s.MaxConns, MaxConnsPerSource: s.MaxConnsPerSource, Version: s.Version,
+		Logger: s.Logger, Metrics: s.Metrics, Now: s.Now,
+	}
+	pos := func(d, def time.Duration) time.Duration {
+		if d <= 0 {
+			return def
+		}
+		return d
+	}
+	c.DefaultTTL = pos(c.DefaultTTL, DefaultTTL)
+	c.MaxTTL = pos(c.MaxTTL, DefaultMaxTTL)
+	c.Timeout = pos(c.Timeout, DefaultTimeout)
+	c.IdleTimeout = pos(c.IdleTimeout, DefaultIdleTimeout)
+	c.StallTimeout = pos(c.StallTimeout, DefaultStallTimeout)
+	if c.MaxValueSize <= 0 {
+		c.MaxValueSize = DefaultMaxValueSize
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = DefaultMaxConns
+	}
 	switch {
-	case s.MaxConnsPerSource > 0:
-		return s.MaxConnsPerSource
-	case s.MaxConnsPerSource < 0:
-		return 0
+	case c.MaxConnsPerSource < 0:
+		c.MaxConnsPerSource = 0
+	case c.MaxConnsPerSource == 0:
+		c.MaxConnsPerSource = max(1, c.MaxConns/2)
 	}
-	return max(1, s.maxConns()/2)
-}
-
-func (s *Server) logger() *slog.Logger {
-	if s.Logger != nil {
-		return s.Logger
+	if c.Version == "" {
+		c.Version = "tlsring"
 	}
-	return slog.Default()
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
 }
