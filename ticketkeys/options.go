@@ -25,6 +25,9 @@ const (
 	maxKeys = 1024
 	// DefaultPrefix starts the ring entry name of each epoch's key.
 	DefaultPrefix = "tlsring-ticket-key/"
+	// DefaultTimeout bounds each ring operation of a refresh when
+	// Options.Timeout is zero.
+	DefaultTimeout = 2 * time.Second
 )
 
 // Options tunes a Keyring. The zero value is ready to use.
@@ -42,7 +45,8 @@ type Options struct {
 	Prefix string
 	// Now is the clock. nil = time.Now.
 	Now func() time.Time
-	// Timeout bounds each ring operation of a refresh. 0 = 2 s.
+	// Timeout bounds each ring operation of a refresh.
+	// 0 = DefaultTimeout (2 s).
 	Timeout time.Duration
 	// OnChange, if set, is called (from Run's goroutine) after a refresh
 	// that changed the key set, e.g. to write key files.
@@ -53,6 +57,8 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// withDefaults checks o, naming every field that is wrong, and returns it
+// with every zero field set to its default.
 func (o Options) withDefaults() (Options, error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("ticketkeys: "+format, args...)) }
@@ -60,30 +66,30 @@ func (o Options) withDefaults() (Options, error) {
 	case o.Period == 0:
 		o.Period = DefaultPeriod
 	case o.Period < time.Second:
-		bad("Period %v is under one second", o.Period)
+		bad("Options.Period %v is under one second", o.Period)
 	}
 	switch {
 	case o.Retention == 0:
 		o.Retention = DefaultRetention
 	case o.Retention < 0:
-		bad("negative Retention %v", o.Retention)
+		bad("Options.Retention %v is negative; use 0 for the default", o.Retention)
 	case o.Retention > MaxRetention:
-		bad("Retention %v exceeds the 7 days crypto/tls honours", o.Retention)
+		bad("Options.Retention %v exceeds the 7 days crypto/tls honours", o.Retention)
 	}
 	if o.Period >= time.Second && o.Retention > 0 && o.Retention/o.Period > maxKeys {
-		bad("Retention %v is more than %d periods of %v: too many keys to keep; lengthen Period", o.Retention, maxKeys, o.Period)
+		bad("Options.Retention %v is more than %d periods of %v: too many keys to keep; lengthen Options.Period", o.Retention, maxKeys, o.Period)
 	}
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
 	}
 	if len(o.Prefix) > 200 {
-		bad("Prefix is %d bytes (max 200)", len(o.Prefix))
+		bad("Options.Prefix is %d bytes (max 200)", len(o.Prefix))
 	}
 	switch {
 	case o.Timeout == 0:
-		o.Timeout = 2 * time.Second
+		o.Timeout = DefaultTimeout
 	case o.Timeout < 0:
-		bad("negative Timeout %v", o.Timeout)
+		bad("Options.Timeout %v is negative; use 0 for the default", o.Timeout)
 	}
 	if o.Now == nil {
 		o.Now = time.Now

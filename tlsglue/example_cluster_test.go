@@ -92,12 +92,28 @@ func Example_twoServers() {
 		ServerName:         "example.test", // the same name to every server
 		ClientSessionCache: tls.NewLRUClientSessionCache(8),
 	}
-	for _, ln := range servers {
-		fmt.Println("resumed:", hello(ln.Addr().String(), client))
-	}
+	fmt.Println("resumed:", hello(servers[0].Addr().String(), client))
+	// Session writes are asynchronous (they never hold a handshake); a
+	// client comes back later, but this one returns at once, so wait
+	// until both members hold their copy.
+	waitStored(members)
+	fmt.Println("resumed:", hello(servers[1].Addr().String(), client))
 	// Output:
 	// resumed: false
 	// resumed: true
+}
+
+// waitStored waits (up to 10 s) until every member holds an entry.
+func waitStored(members []*peer.Peer) {
+	deadline := time.Now().Add(10 * time.Second)
+	for _, m := range members {
+		for m.LocalStats().Entries == 0 {
+			if time.Now().After(deadline) {
+				log.Fatalf("member %s holds no session after 10 s", m.Self())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

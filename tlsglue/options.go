@@ -144,40 +144,40 @@ func (o Options) withDefaults() (Options, error) {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("tlsglue: "+format, args...)) }
 	switch {
 	case o.Deadline < 0:
-		bad("negative Deadline %v", o.Deadline)
+		bad("Options.Deadline %v is negative; use 0 for the default", o.Deadline)
 	case o.Deadline > maxDeadline:
-		bad("Deadline %v holds handshakes too long (max %v)", o.Deadline, maxDeadline)
+		bad("Options.Deadline %v holds handshakes too long (max %v)", o.Deadline, maxDeadline)
 	case o.Deadline == 0:
 		o.Deadline = DefaultDeadline
 	}
 	switch {
 	case o.Lifetime < 0:
-		bad("negative Lifetime %v", o.Lifetime)
+		bad("Options.Lifetime %v is negative; use 0 for the default", o.Lifetime)
 	case o.Lifetime > MaxLifetime:
-		bad("Lifetime %v exceeds the 7 days crypto/tls accepts", o.Lifetime)
+		bad("Options.Lifetime %v exceeds the 7 days crypto/tls accepts", o.Lifetime)
 	case o.Lifetime == 0:
 		o.Lifetime = DefaultLifetime
 	case o.Lifetime < time.Second:
-		bad("Lifetime %v is under one second", o.Lifetime)
+		bad("Options.Lifetime %v is under one second", o.Lifetime)
 	}
 	if len(o.Label) > maxLabel {
-		bad("Label is %d bytes (max %d)", len(o.Label), maxLabel)
+		bad("Options.Label is %d bytes (max %d)", len(o.Label), maxLabel)
 	}
 	switch {
 	case o.QueueSize < 0:
-		bad("negative QueueSize %d", o.QueueSize)
+		bad("Options.QueueSize %d is negative; use 0 for the default", o.QueueSize)
 	case o.QueueSize == 0:
 		o.QueueSize = DefaultQueueSize
 	}
 	switch {
 	case o.Writers < 0:
-		bad("negative Writers %d", o.Writers)
+		bad("Options.Writers %d is negative; use 0 for the default", o.Writers)
 	case o.Writers == 0:
 		o.Writers = DefaultWriters
 	}
 	switch {
 	case o.WriteTimeout < 0:
-		bad("negative WriteTimeout %v", o.WriteTimeout)
+		bad("Options.WriteTimeout %v is negative; use 0 for the default", o.WriteTimeout)
 	case o.WriteTimeout == 0:
 		o.WriteTimeout = DefaultWriteTimeout
 	}
