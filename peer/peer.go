@@ -19,7 +19,6 @@
 package peer
 
 import (
-	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -204,47 +203,8 @@ func New(cfg Config) (*Peer, error) {
 	if !r.Contains(cfg.Self) {
 		return nil, fmt.Errorf("peer: Config.Self %q is not in Config.Members %v", cfg.Self, cfg.Members)
 	}
-	switch {
-	case cfg.MaxBytes < 0:
-		return nil, fmt.Errorf("peer: Config.MaxBytes %d is negative", cfg.MaxBytes)
-	case cfg.Replicas < 0:
-		return nil, fmt.Errorf("peer: Config.Replicas %d is negative", cfg.Replicas)
-	case cfg.DownAfter < 0:
-		return nil, fmt.Errorf("peer: Config.DownAfter %d is negative", cfg.DownAfter)
-	case cfg.HintBytes < 0:
-		return nil, fmt.Errorf("peer: Config.HintBytes %d is negative", cfg.HintBytes)
-	case cfg.HedgeAfter < 0 || cfg.RequestTimeout < 0 || cfg.ProbeInterval < 0 || cfg.TombstoneTTL < 0 || cfg.TransferTimeout < 0:
-		return nil, errors.New("peer: Config durations must not be negative")
-	}
-	if cfg.Replicas == 0 {
-		cfg.Replicas = DefaultReplicas
-	}
-	if cfg.DownAfter == 0 {
-		cfg.DownAfter = DefaultDownAfter
-	}
-	if cfg.HedgeAfter == 0 {
-		cfg.HedgeAfter = DefaultHedgeAfter
-	}
-	if cfg.RequestTimeout == 0 {
-		cfg.RequestTimeout = DefaultRequestTimeout
-	}
-	if cfg.ProbeInterval == 0 {
-		cfg.ProbeInterval = DefaultProbeInterval
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.HintBytes == 0 {
-		cfg.HintBytes = cmp.Or(cfg.MaxBytes, store.DefaultMaxBytes) / 8
-	}
-	if cfg.TombstoneTTL == 0 {
-		cfg.TombstoneTTL = store.DefaultTombstoneTTL
-	}
-	if cfg.TransferTimeout == 0 {
-		cfg.TransferTimeout = DefaultTransferTimeout
+	if cfg, err = cfg.withDefaults(); err != nil {
+		return nil, err
 	}
 	if cfg.Seed == 0 {
 		cfg.Seed = rand.Uint64() | 1
