@@ -6,23 +6,16 @@ package tlsglue
 import (
 	"bufio"
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tlsring/tlsring/transport/transporttest"
 	"go.uber.org/goleak"
 )
 
@@ -35,12 +28,12 @@ func TestMain(m *testing.M) {
 // session cache key, so one cache entry walks across servers).
 const testSNI = "tlsring.test"
 
-// testPKI is a CA and the means to sign server certificates with it.
+// testPKI is the package's test CA (transporttest's, the repository's one
+// test certificate generator) for the TLS servers' certificates.
 type testPKI struct {
-	caCert *x509.Certificate
-	caKey  crypto.Signer
-	pool   *x509.CertPool
-	caPEM  []byte
+	ca    *transporttest.CA
+	pool  *x509.CertPool
+	caPEM []byte
 }
 
 var (
@@ -52,63 +45,24 @@ var (
 func getPKI(t testing.TB) *testPKI {
 	t.Helper()
 	pkiOnce.Do(func() {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		ca, err := transporttest.NewCAErr()
 		if err != nil {
 			panic(err)
 		}
-		tmpl := &x509.Certificate{
-			SerialNumber:          big.NewInt(1),
-			Subject:               pkix.Name{CommonName: "tlsglue test CA"},
-			NotBefore:             time.Now().Add(-time.Hour),
-			NotAfter:              time.Now().Add(24 * time.Hour),
-			IsCA:                  true,
-			BasicConstraintsValid: true,
-			KeyUsage:              x509.KeyUsageCertSign,
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-		if err != nil {
-			panic(err)
-		}
-		cert, _ := x509.ParseCertificate(der)
-		pool := x509.NewCertPool()
-		pool.AddCert(cert)
-		pki = &testPKI{caCert: cert, caKey: key, pool: pool,
-			caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+		pki = &testPKI{ca: ca, pool: ca.Pool, caPEM: ca.PEM()}
 	})
 	return pki
 }
-
-var serial atomic.Int64
 
 // leaf signs a server certificate for testSNI, a.example, b.example,
 // localhost and 127.0.0.1 with a fresh key of the given kind.
 func (p *testPKI) leaf(t testing.TB, rsaKey bool) tls.Certificate {
 	t.Helper()
-	var key crypto.Signer
-	var err error
+	hosts := []string{testSNI, "a.example", "b.example", "localhost", "127.0.0.1"}
 	if rsaKey {
-		key, err = rsa.GenerateKey(rand.Reader, 2048)
-	} else {
-		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		return p.ca.RSACert(t, hosts...)
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(100 + serial.Add(1)),
-		Subject:      pkix.Name{CommonName: testSNI},
-		DNSNames:     []string{testSNI, "a.example", "b.example", "localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.caCert, key.Public(), p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return p.ca.MemberCert(t, hosts...)
 }
 
 // memStore is a map-based Store. Knobs make it slow, silent or failing.

@@ -1,9 +1,10 @@
-// Package transporttest makes throwaway cluster certificates for tests:
-// an ECDSA P-256 cluster CA and member certificates signed by it, shaped
-// like the ones `tlsring certs` makes (both server and client key usage,
-// IP and DNS SANs), ready to put in transport.QUICConfig.TLS or
-// peer.Config.TLS. Everything is generated in memory; nothing here is fit
-// for production keys.
+// Package transporttest makes throwaway certificates for tests; it is the
+// one certificate generator of the repository's tests. An ECDSA P-256 CA
+// signs member certificates shaped like the ones `tlsring certs` makes
+// (both server and client key usage, IP and DNS SANs), ready to put in
+// transport.QUICConfig.TLS or peer.Config.TLS, and serves as well for TLS
+// servers' certificates (ECDSA, or RSA with RSACert). Everything is
+// generated in memory; nothing here is fit for production keys.
 //
 // Typical use:
 //
@@ -13,9 +14,11 @@
 package transporttest
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -94,19 +97,49 @@ func (ca *CA) MemberCert(tb testing.TB, hosts ...string) tls.Certificate {
 
 // MemberCertErr is MemberCert for code without a testing.TB.
 func (ca *CA) MemberCertErr(hosts ...string) (tls.Certificate, error) {
-	if len(hosts) == 0 {
-		hosts = []string{"127.0.0.1"}
-	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, err
+	}
+	return ca.issue(key, hosts)
+}
+
+// RSACert is MemberCert with an RSA-2048 key, for tests of TLS servers
+// whose handshakes cost what an RSA certificate costs.
+func (ca *CA) RSACert(tb testing.TB, hosts ...string) tls.Certificate {
+	tb.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err == nil {
+		var c tls.Certificate
+		if c, err = ca.issue(key, hosts); err == nil {
+			return c
+		}
+	}
+	tb.Fatalf("transporttest: %v", err)
+	return tls.Certificate{}
+}
+
+// PEM returns the CA certificate PEM-encoded, for programs such as
+// openssl that read it from a file.
+func (ca *CA) PEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Cert.Raw})
+}
+
+// issue signs a certificate for hosts and key.
+func (ca *CA) issue(key crypto.Signer, hosts []string) (tls.Certificate, error) {
+	if len(hosts) == 0 {
+		hosts = []string{"127.0.0.1"}
+	}
+	usage := x509.KeyUsageDigitalSignature
+	if _, ok := key.(*rsa.PrivateKey); ok {
+		usage |= x509.KeyUsageKeyEncipherment // TLS 1.2 RSA key exchange
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: "tlsring member " + hosts[0]},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
+		KeyUsage:     usage,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
 	for _, h := range hosts {
@@ -116,7 +149,7 @@ func (ca *CA) MemberCertErr(hosts ...string) (tls.Certificate, error) {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
