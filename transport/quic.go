@@ -327,7 +327,7 @@ func (t *QUIC) authorize(cs tls.ConnectionState) error {
 		return nil
 	}
 	if err := t.cfg.Authorize(cs.PeerCertificates[0]); err != nil {
-		return fmt.Errorf("tlsring: member not authorized: %w", err)
+		return fmt.Errorf("transport: member not authorized: %w", err)
 	}
 	return nil
 }

@@ -71,7 +71,7 @@ func ClientTLS(base *tls.Config, alpn string, authorize func(tls.ConnectionState
 
 func verifyClient(cs tls.ConnectionState, roots *x509.CertPool) error {
 	if len(cs.PeerCertificates) == 0 {
-		return errors.New("tlsring: no client certificate")
+		return errors.New("transport: no client certificate")
 	}
 	opts := x509.VerifyOptions{
 		Roots:         roots,
@@ -83,7 +83,7 @@ func verifyClient(cs tls.ConnectionState, roots *x509.CertPool) error {
 	}
 	leaf := cs.PeerCertificates[0]
 	if _, err := leaf.Verify(opts); err != nil {
-		return fmt.Errorf("tlsring: client certificate %q: %w", leaf.Subject.CommonName, err)
+		return fmt.Errorf("transport: client certificate %q: %w", leaf.Subject.CommonName, err)
 	}
 	return nil
 }

@@ -42,7 +42,7 @@ func LoadMemberTLS(certFile, keyFile, caFile, self string) (*tls.Config, error) 
 	if err != nil {
 		return nil, fmt.Errorf("transport: certificate %s with key %s: %w", certFile, keyFile, err)
 	}
-	pool, err := ParseCertPool(caPEM)
+	pool, err := parseCertPool(caPEM)
 	if err != nil {
 		return nil, fmt.Errorf("transport: cluster CA %s: %w", caFile, err)
 	}
@@ -81,6 +81,14 @@ func LoadMemberTLS(certFile, keyFile, caFile, self string) (*tls.Config, error) 
 // ParseCertPool reads every PEM "CERTIFICATE" block of data into a new
 // pool; it fails when data holds none or one does not parse.
 func ParseCertPool(data []byte) (*x509.CertPool, error) {
+	pool, err := parseCertPool(data)
+	if err != nil {
+		return nil, fmt.Errorf("transport: %w", err)
+	}
+	return pool, nil
+}
+
+func parseCertPool(data []byte) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	n := 0
 	for {

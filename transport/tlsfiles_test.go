@@ -60,7 +60,7 @@ func TestLoadMemberTLS(t *testing.T) {
 }
 
 func TestParseCertPool(t *testing.T) {
-	if _, err := ParseCertPool([]byte("nothing")); err == nil {
-		t.Error("ParseCertPool of no PEM succeeded")
+	if _, err := ParseCertPool([]byte("nothing")); err == nil || err.Error() != "transport: no PEM certificate found" {
+		t.Errorf("ParseCertPool of no PEM: %v", err)
 	}
 }

@@ -410,7 +410,7 @@ func decodeResponse(body []byte) (responseFrame, error) {
 
 // errFrameSize is wrapped by readFrame when a length prefix is out of
 // bounds: the framing is broken.
-var errFrameSize = errors.New("frame length out of bounds")
+var errFrameSize = errors.New("transport: frame length out of bounds")
 
 // readFrame reads one frame from r into a newly allocated body (the
 // receiver keeps it: decoded keys and values alias it). The length prefix
