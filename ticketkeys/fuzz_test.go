@@ -9,7 +9,7 @@ import (
 
 func FuzzOpen(f *testing.F) {
 	c := newClock(epochStart.Add(time.Second))
-	k := newRing(f, &member{memStore: newMemStore(c), self: "a", owner: "a"}, Options{Period: period, Retention: retention, Now: c.now})
+	k := newRing(f, &member{Store: newMemStore(c), self: "a", owner: "a"}, Options{Period: period, Retention: retention, Now: c.now})
 	refresh(f, k)
 	tk, _ := k.Seal([]byte("seed"))
 	f.Add(tk)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlsring/tlsring/internal/memstore"
 	"go.uber.org/goleak"
 )
 
@@ -31,50 +32,16 @@ func (c *clock) skewed(d time.Duration) func() time.Time {
 	return func() time.Time { return c.now().Add(d) }
 }
 
-// memStore is a shared map with TTLs on the shared clock; fail makes every
-// call fail (a member cut off from the ring).
-type memStore struct {
-	mu   sync.Mutex
-	c    *clock
-	m    map[string]entry
-	sets atomic.Int64
-}
+// memStore is the repository's test store (internal/memstore), here on
+// the shared clock.
+type memStore = memstore.Store
 
-type entry struct {
-	v   []byte
-	exp time.Time
-}
-
-func newMemStore(c *clock) *memStore { return &memStore{c: c, m: map[string]entry{}} }
-
-func (s *memStore) Get(_ context.Context, key []byte) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.m[string(key)]
-	if !ok || !e.exp.After(s.c.now()) {
-		return nil, ErrNotFound
-	}
-	return append([]byte(nil), e.v...), nil
-}
-
-func (s *memStore) Set(_ context.Context, key, value []byte, ttl time.Duration) error {
-	s.sets.Add(1)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[string(key)] = entry{append([]byte(nil), value...), s.c.now().Add(ttl)}
-	return nil
-}
-
-// holds reports whether the store still has an unexpired entry for key.
-func (s *memStore) holds(key []byte) bool {
-	_, err := s.Get(context.Background(), key)
-	return err == nil
-}
+func newMemStore(c *clock) *memStore { return memstore.New(c.now) }
 
 // member is one member's view of the store: its name, the owner of every
 // entry, and a switch that cuts it off.
 type member struct {
-	*memStore
+	*memstore.Store
 	self, owner string
 	cut         atomic.Bool
 }
@@ -85,14 +52,14 @@ func (m *member) Get(ctx context.Context, key []byte) ([]byte, error) {
 	if m.cut.Load() {
 		return nil, errCut
 	}
-	return m.memStore.Get(ctx, key)
+	return m.Store.Get(ctx, key)
 }
 
 func (m *member) Set(ctx context.Context, key, value []byte, ttl time.Duration) error {
 	if m.cut.Load() {
 		return errCut
 	}
-	return m.memStore.Set(ctx, key, value, ttl)
+	return m.Store.Set(ctx, key, value, ttl)
 }
 
 func (m *member) Owners([]byte) []string { return []string{m.owner} }

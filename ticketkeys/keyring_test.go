@@ -26,7 +26,7 @@ func fleet(t *testing.T, c *clock, names ...string) ([]*Keyring, []*member) {
 	var ks []*Keyring
 	var ms []*member
 	for _, n := range names {
-		m := &member{memStore: s, self: n, owner: names[0]}
+		m := &member{Store: s, self: n, owner: names[0]}
 		ms = append(ms, m)
 		ks = append(ks, newRing(t, m, Options{Period: period, Retention: retention, Now: c.now}))
 	}
@@ -97,7 +97,7 @@ func TestRotationAndRetention(t *testing.T) {
 			}
 		}
 	}
-	if ms[0].holds(ks[0].name(oldEpoch)) {
+	if ms[0].Holds(ks[0].name(oldEpoch)) {
 		t.Fatal("store still holds the expired key")
 	}
 	// A captured key set (every key held now, by every member, and the
@@ -107,11 +107,11 @@ func TestRotationAndRetention(t *testing.T) {
 	for _, k := range ks {
 		captured = append(captured, k.Keys()...)
 	}
-	for _, e := range ms[0].m {
-		if e.exp.After(c.now()) {
-			captured = append(captured, *newKey(0, e.v, false))
+	ms[0].Range(func(_ string, v []byte, exp time.Time) {
+		if exp.After(c.now()) {
+			captured = append(captured, *newKey(0, v, false))
 		}
-	}
+	})
 	if len(captured) == 0 {
 		t.Fatal("nothing captured")
 	}
@@ -127,8 +127,8 @@ func TestRotationAndRetention(t *testing.T) {
 func TestSkewedClocks(t *testing.T) {
 	c := newClock(epochStart.Add(period - 20*time.Second))
 	s := newMemStore(c)
-	a := newRing(t, &member{memStore: s, self: "a", owner: "a"}, Options{Period: period, Retention: retention, Now: c.now})
-	b := newRing(t, &member{memStore: s, self: "b", owner: "a"}, Options{Period: period, Retention: retention, Now: c.skewed(-5 * time.Second)})
+	a := newRing(t, &member{Store: s, self: "a", owner: "a"}, Options{Period: period, Retention: retention, Now: c.now})
+	b := newRing(t, &member{Store: s, self: "b", owner: "a"}, Options{Period: period, Retention: retention, Now: c.skewed(-5 * time.Second)})
 	refresh(t, a)
 	refresh(t, b)
 	c.add(18 * time.Second) // a: 2 s before the boundary, b: 7 s

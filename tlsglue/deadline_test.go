@@ -124,7 +124,7 @@ func TestSilentStoreDeadline(t *testing.T) {
 			for _, ver := range versions {
 				sessions = append(sessions, session(t, srv[0], ver.v, testSNI))
 			}
-			store.silent.Store(true)
+			store.Silent.Store(true)
 			const rounds = 5
 			for r := range rounds {
 				for i, ver := range versions {
@@ -169,16 +169,16 @@ func TestStoreFailures(t *testing.T) {
 		}
 	}
 	boom := errors.New("boom")
-	store.fail.Store(&boom)
+	store.Fail.Store(&boom)
 	check("error", lrError, 1)
 	wrapped := error(&wrapErr{context.DeadlineExceeded})
-	store.fail.Store(&wrapped)
+	store.Fail.Store(&wrapped)
 	check("deadline error", lrTimeout, 1)
-	store.fail.Store(nil)
-	store.delay.Store(int64(time.Second))
+	store.Fail.Store(nil)
+	store.Delay.Store(int64(time.Second))
 	check("slow", lrTimeout, 2)
-	store.delay.Store(0)
-	store.each(func(string, []byte) []byte { return nil })
+	store.Delay.Store(0)
+	store.Each(func(string, []byte) []byte { return nil })
 	check("nil value", lrMiss, 1)
 	if value(b.m.latency) != 4 {
 		t.Fatalf("latency samples = %v, want 4", value(b.m.latency))
@@ -208,7 +208,7 @@ func TestHandshakeContextBoundsLookup(t *testing.T) {
 	}
 	timer := &unwrapTimer{}
 	cfg := timer.layer(base)
-	store.silent.Store(true)
+	store.Silent.Store(true)
 
 	const hsTimeout = 50 * time.Millisecond
 	c1, c2 := net.Pipe()

@@ -24,13 +24,11 @@ func earlySession(t *testing.T, s *server, store *memStore) *tls.SessionState {
 		t.Fatalf("ticket %x is not a handle", ticket)
 	}
 	sk, ak := hd.keys()
-	store.mu.Lock()
-	e, ok := store.m[string(sk.bytes())]
-	store.mu.Unlock()
+	sealed, _, ok := store.Peek(sk.bytes())
 	if !ok {
 		t.Fatal("session not in the store")
 	}
-	state, err := open(&sk, &ak, e.value)
+	state, err := open(&sk, &ak, sealed)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -166,14 +166,14 @@ func TestFlightDetachedFromLeader(t *testing.T) {
 // own, and at most one resumes.
 func TestFlightNotForTake(t *testing.T) {
 	store := newMemStore()
-	store.delay.Store(int64(20 * time.Millisecond))
+	store.Delay.Store(int64(20 * time.Millisecond))
 	srv := newServers(t, store, 1, Options{SingleUse: true, Deadline: 5 * time.Second})
 	sess := session(t, srv[0], tls.VersionTLS12, testSNI)
 	ticket, _, err := sess.ResumptionState()
 	if err != nil {
 		t.Fatal(err)
 	}
-	takes0 := store.takes.Load()
+	takes0 := store.Takes.Load()
 	var wg sync.WaitGroup
 	var resumed atomic.Int64
 	for range 4 {
@@ -184,7 +184,7 @@ func TestFlightNotForTake(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got := store.takes.Load() - takes0; got != 4 {
+	if got := store.Takes.Load() - takes0; got != 4 {
 		t.Errorf("4 single-use lookups made %d Takes, want 4", got)
 	}
 	if resumed.Load() != 1 {

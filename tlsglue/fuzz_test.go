@@ -21,7 +21,7 @@ func FuzzUnwrap(f *testing.F) {
 		f.Fatal(err)
 	}
 	var genuine []byte
-	store.each(func(_ string, v []byte) []byte { genuine = bytes.Clone(v); return v })
+	store.Each(func(_ string, v []byte) []byte { genuine = bytes.Clone(v); return v })
 	// The same session permitting early data, as quic-go issues them.
 	hd, _ := parseHandle(ticket)
 	sk, ak := hd.keys()
@@ -133,7 +133,7 @@ func FuzzStateHeader(f *testing.F) {
 	hd, _ := parseHandle(ticket)
 	sk, ak := hd.keys()
 	var state []byte
-	store.each(func(_ string, v []byte) []byte {
+	store.Each(func(_ string, v []byte) []byte {
 		state, err = open(&sk, &ak, v)
 		return v
 	})

@@ -11,10 +11,10 @@ import (
 	"errors"
 	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tlsring/tlsring/internal/memstore"
 	"github.com/tlsring/tlsring/transport/transporttest"
 	"go.uber.org/goleak"
 )
@@ -65,124 +65,11 @@ func (p *testPKI) leaf(t testing.TB, rsaKey bool) tls.Certificate {
 	return p.ca.MemberCert(t, hosts...)
 }
 
-// memStore is a map-based Store. Knobs make it slow, silent or failing.
-type memStore struct {
-	mu sync.Mutex
-	m  map[string]memEntry
+// memStore is the repository's test store (internal/memstore): a map with
+// TTLs and knobs that make it slow, silent or failing.
+type memStore = memstore.Store
 
-	gets, takes, sets atomic.Int64
-
-	// delay, when set, is waited (or ctx, whichever first) before answering
-	// a Get or Take.
-	delay atomic.Int64
-	// silent makes Get and Take wait for ctx and never answer.
-	silent atomic.Bool
-	// fail, when set, is returned by every call.
-	fail atomic.Pointer[error]
-	// blockSets makes Set wait for ctx (a store that never acknowledges).
-	blockSets atomic.Bool
-}
-
-type memEntry struct {
-	value   []byte
-	expires time.Time
-}
-
-func newMemStore() *memStore { return &memStore{m: make(map[string]memEntry)} }
-
-func (s *memStore) wait(ctx context.Context) error {
-	if s.silent.Load() {
-		<-ctx.Done()
-		return ctx.Err()
-	}
-	if d := time.Duration(s.delay.Load()); d > 0 {
-		tm := time.NewTimer(d)
-		defer tm.Stop()
-		select {
-		case <-tm.C:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	if e := s.fail.Load(); e != nil {
-		return *e
-	}
-	return nil
-}
-
-func (s *memStore) Get(ctx context.Context, key []byte) ([]byte, error) {
-	s.gets.Add(1)
-	if err := s.wait(ctx); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.m[string(key)]
-	if !ok || time.Now().After(e.expires) {
-		return nil, notFoundErr{}
-	}
-	return append([]byte(nil), e.value...), nil
-}
-
-func (s *memStore) Take(ctx context.Context, key []byte) ([]byte, error) {
-	s.takes.Add(1)
-	if err := s.wait(ctx); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.m[string(key)]
-	delete(s.m, string(key))
-	if !ok || time.Now().After(e.expires) {
-		return nil, ErrNotFound
-	}
-	return e.value, nil
-}
-
-func (s *memStore) Set(ctx context.Context, key, value []byte, ttl time.Duration) error {
-	s.sets.Add(1)
-	if s.blockSets.Load() {
-		<-ctx.Done()
-		return ctx.Err()
-	}
-	if e := s.fail.Load(); e != nil {
-		return *e
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[string(key)] = memEntry{value: append([]byte(nil), value...), expires: time.Now().Add(ttl)}
-	return nil
-}
-
-func (s *memStore) Delete(ctx context.Context, key []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.m, string(key))
-	return nil
-}
-
-// len returns the number of stored entries.
-func (s *memStore) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.m)
-}
-
-// each calls f on every entry's value (in place, under the lock).
-func (s *memStore) each(f func(key string, value []byte) []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, e := range s.m {
-		e.value = f(k, e.value)
-		s.m[k] = e
-	}
-}
-
-// notFoundErr is a miss reported the way peer.ErrNotFound does it.
-type notFoundErr struct{}
-
-func (notFoundErr) Error() string  { return "not found" }
-func (notFoundErr) NotFound() bool { return true }
+func newMemStore() *memStore { return memstore.New(nil) }
 
 // server is one TLS server on loopback with its own Config, certificate,
 // Glue and Metrics.

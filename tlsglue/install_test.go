@@ -199,13 +199,11 @@ func TestLifetime(t *testing.T) {
 			// The re-issued entry's TTL is Lifetime minus the secret's age.
 			// The entry B wrote expires first (1.2) or with the others (1.3).
 			latest := time.Now().Add(time.Hour)
-			store.mu.Lock()
-			for _, e := range store.m {
-				if e.expires.Before(latest) {
-					latest = e.expires
+			store.Range(func(_ string, _ []byte, expires time.Time) {
+				if expires.Before(latest) {
+					latest = expires
 				}
-			}
-			store.mu.Unlock()
+			})
 			wantTTL := life
 			if ver.v == tls.VersionTLS12 {
 				wantTTL = life - 600*time.Second
@@ -230,7 +228,7 @@ func TestLifetime(t *testing.T) {
 // queue of one, handshakes carry on, and the overflow is dropped and counted.
 func TestWriteQueueFull(t *testing.T) {
 	store := newMemStore()
-	store.blockSets.Store(true)
+	store.BlockSets.Store(true)
 	srv := newServers(t, store, 1, Options{QueueSize: 1, Writers: 1, WriteTimeout: time.Hour})
 	const n = 6
 	for range n {
@@ -262,7 +260,7 @@ func TestWriteQueueFull(t *testing.T) {
 // dropped; handshakes still work after it.
 func TestShutdownDrains(t *testing.T) {
 	store := newMemStore()
-	store.delay.Store(0)
+	store.Delay.Store(0)
 	srv := newServers(t, store, 1, Options{Writers: 1})
 	for range 3 {
 		dial(t, srv[0].addr, clientConfig(t, tls.VersionTLS13))
@@ -285,12 +283,12 @@ func TestShutdownDrains(t *testing.T) {
 func TestStoreWriteErrors(t *testing.T) {
 	store := newMemStore()
 	boom := errors.New("boom")
-	store.fail.Store(&boom)
+	store.Fail.Store(&boom)
 	srv := newServers(t, store, 1, Options{})
 	dial(t, srv[0].addr, clientConfig(t, tls.VersionTLS12))
 	srv[0].flush(t)
 	if got := value(srv[0].m.writes[wrError]); got != 1 {
-		t.Fatalf("write errors = %v, want 1 (ok %v drops %v sets %d)", got, value(srv[0].m.writes[wrOK]), value(srv[0].m.drops), store.sets.Load())
+		t.Fatalf("write errors = %v, want 1 (ok %v drops %v sets %d)", got, value(srv[0].m.writes[wrOK]), value(srv[0].m.drops), store.Sets.Load())
 	}
 }
 
@@ -316,7 +314,7 @@ func TestInstallNoLeak(t *testing.T) {
 	// Wait for the write to land (no Flush without the Glue: poll the store,
 	// bounded, on a condition).
 	deadline := time.Now().Add(10 * time.Second)
-	for store.len() == 0 {
+	for store.Len() == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("write never landed")
 		}

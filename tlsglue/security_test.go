@@ -74,7 +74,7 @@ func TestForgedHandles(t *testing.T) {
 				{"junk", bytes.Repeat([]byte{0xa5}, 200), lrMalformed},
 			}
 			for _, c := range cases {
-				lookups := store.gets.Load()
+				lookups := store.Gets.Load()
 				before := value(b.m.lookups[c.result])
 				cs, err := offer(t, b, ver.v, testSNI, withTicket(t, real, c.ticket))
 				if err != nil {
@@ -90,7 +90,7 @@ func TestForgedHandles(t *testing.T) {
 				if c.result != lrMalformed {
 					wantLookups = 1
 				}
-				if got := store.gets.Load() - lookups; got != wantLookups {
+				if got := store.Gets.Load() - lookups; got != wantLookups {
 					t.Errorf("%s: %d store lookups, want %d", c.name, got, wantLookups)
 				}
 			}
@@ -114,14 +114,14 @@ func TestTamperedValues(t *testing.T) {
 			srv := newServers(t, store, 2, Options{})
 			s1 := session(t, srv[0], ver.v, testSNI)
 			s2 := session(t, srv[0], ver.v, testSNI)
-			if store.len() != 2 {
-				t.Fatalf("store has %d entries, want 2", store.len())
+			if store.Len() != 2 {
+				t.Fatalf("store has %d entries, want 2", store.Len())
 			}
 			// Swap the two values: each now sits under the other's key.
 			var keys []string
 			var vals [][]byte
-			store.each(func(k string, v []byte) []byte { keys = append(keys, k); vals = append(vals, v); return v })
-			store.each(func(k string, v []byte) []byte {
+			store.Each(func(k string, v []byte) []byte { keys = append(keys, k); vals = append(vals, v); return v })
+			store.Each(func(k string, v []byte) []byte {
 				if k == keys[0] {
 					return vals[1]
 				}
@@ -139,9 +139,9 @@ func TestTamperedValues(t *testing.T) {
 			// Flip one bit at a few positions (version byte, body, tag).
 			s3 := session(t, srv[0], ver.v, testSNI)
 			var n int
-			store.each(func(k string, v []byte) []byte { n = len(v); return v })
+			store.Each(func(k string, v []byte) []byte { n = len(v); return v })
 			for _, pos := range []int{0, 1, n / 2, n - 1} {
-				store.each(func(k string, v []byte) []byte {
+				store.Each(func(k string, v []byte) []byte {
 					v = bytes.Clone(v)
 					v[pos] ^= 0x40
 					return v
@@ -150,7 +150,7 @@ func TestTamperedValues(t *testing.T) {
 				if err != nil || st.DidResume {
 					t.Fatalf("flip at %d: resumed=%v err=%v", pos, st.DidResume, err)
 				}
-				store.each(func(k string, v []byte) []byte { v[pos] ^= 0x40; return v })
+				store.Each(func(k string, v []byte) []byte { v[pos] ^= 0x40; return v })
 			}
 			if got := value(srv[1].m.lookups[lrCorrupt]); got != 6 {
 				t.Fatalf("corrupt = %v, want 6", got)

@@ -35,8 +35,8 @@ func TestSingleUseRace(t *testing.T) {
 			if hits != rounds || misses != 2*rounds {
 				t.Fatalf("hits=%v misses=%v, want %d and %d", hits, misses, rounds, 2*rounds)
 			}
-			if store.gets.Load() != 0 {
-				t.Fatalf("single-use lookups used Get %d times", store.gets.Load())
+			if store.Gets.Load() != 0 {
+				t.Fatalf("single-use lookups used Get %d times", store.Gets.Load())
 			}
 		})
 	}
@@ -63,7 +63,7 @@ func TestSingleUseSameHandshakeTwice(t *testing.T) {
 	if ss1 == nil || ss2 == nil || err1 != nil || err2 != nil {
 		t.Fatalf("unwraps: %v %v / %v %v", ss1, err1, ss2, err2)
 	}
-	if n := store.takes.Load(); n != 1 {
+	if n := store.Takes.Load(); n != 1 {
 		t.Fatalf("%d Takes, want 1", n)
 	}
 	// Another handshake (another clone) finds it gone.
