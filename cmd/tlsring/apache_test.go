@@ -330,4 +330,4 @@ func TestApache(t *testing.T) {
 	}
 }
 
-var goodResult = regexp.MustCompile(`command="(get|set|delete)",result="(hit|miss|stored|deleted|not_found)"`)
+var goodResult = regexp.MustCompile(`command="(get|set|delete)",member="[^"]+",result="(hit|miss|stored|deleted|not_found)"`)
