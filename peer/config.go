@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/tlsring/tlsring/peer/store"
@@ -45,6 +46,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = rand.Uint64() | 1
 	}
 	return cfg, nil
 }

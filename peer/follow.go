@@ -10,6 +10,8 @@ import (
 	"fmt"
 
 	"github.com/tlsring/tlsring/peer/membership"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // following is the running membership.Follow, if Config.Membership is set.
@@ -25,7 +27,7 @@ func (p *Peer) startFollowing() error {
 	if src == nil {
 		return nil
 	}
-	f := &following{metrics: membership.NewMetrics(p.self), done: make(chan struct{})}
+	f := &following{metrics: membership.NewMetrics(prometheus.Labels{"member": p.self}), done: make(chan struct{})}
 	if p.cfg.Registerer != nil {
 		if err := p.cfg.Registerer.Register(f.metrics); err != nil {
 			return fmt.Errorf("peer: registering membership metrics: %w", err)

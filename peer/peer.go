@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -205,9 +204,6 @@ func New(cfg Config) (*Peer, error) {
 	}
 	if cfg, err = cfg.withDefaults(); err != nil {
 		return nil, err
-	}
-	if cfg.Seed == 0 {
-		cfg.Seed = rand.Uint64() | 1
 	}
 	c, err := core.New(coreConfig(cfg), time.Now())
 	if err != nil {

@@ -172,7 +172,7 @@ func firstMembers(ctx context.Context, cfg *peerConfig, log *slog.Logger) []stri
 // applying its lists to p. reload re-reads a members file (SIGHUP); done
 // receives Follow's result once ctx ends or the source fails.
 func startMembership(ctx context.Context, cfg *peerConfig, p *peer.Peer, reg prometheus.Registerer, log *slog.Logger) (done <-chan error, reload func(), err error) {
-	metrics := membership.NewMetrics(cfg.listen)
+	metrics := membership.NewMetrics(prometheus.Labels{"member": cfg.listen})
 	if err := reg.Register(metrics); err != nil {
 		return nil, nil, fmt.Errorf("membership metrics: %w", err)
 	}

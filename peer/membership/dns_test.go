@@ -17,6 +17,8 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // testDNS is an authoritative server for whatever records it is given.
@@ -259,7 +261,7 @@ func TestDNSFollow(t *testing.T) {
 	const name = "_quic._udp.ring.test"
 	set := func(members ...string) { s.set(t, name, dns.TypeSRV, srvRecords(name+".", members...)...) }
 	set("a:1", "b:1")
-	m := NewMetrics("a:1")
+	m := NewMetrics(prometheus.Labels{"member": "a:1"})
 	const interval, grace = 50 * time.Millisecond, 500 * time.Millisecond
 	src := &DNS{Name: name, Server: s.Addr, Interval: interval, Timeout: 200 * time.Millisecond, Metrics: m}
 	rec := &recorder{}

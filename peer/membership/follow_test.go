@@ -16,6 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -83,7 +85,7 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bo
 func TestFollow(t *testing.T) {
 	src := make(chanSource)
 	rec := &recorder{}
-	m := NewMetrics("a:1")
+	m := NewMetrics(prometheus.Labels{"member": "a:1"})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	const grace = 400 * time.Millisecond

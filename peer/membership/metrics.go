@@ -1,6 +1,6 @@
-// Prometheus metrics of membership (tlsring_membership_*). Like the peer's,
-// every series carries a const label member="<Self>", so several members
-// in one process can share a registry.
+// Prometheus metrics of membership (tlsring_membership_*), made by
+// NewMetrics(constLabels) like every package's: peer and tlsring peer give
+// them member="<Self>", so several members in one process share a registry.
 
 package membership
 
@@ -18,9 +18,10 @@ type Metrics struct {
 	updates      *prometheus.CounterVec
 }
 
-// NewMetrics makes the metrics of the member self.
-func NewMetrics(self string) *Metrics {
-	cl := prometheus.Labels{"member": self}
+// NewMetrics returns the metrics, unregistered, each series carrying
+// constLabels (peer passes {member="host:port"}; nil = none).
+func NewMetrics(constLabels prometheus.Labels) *Metrics {
+	cl := constLabels
 	return &Metrics{
 		members: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tlsring_membership_members", ConstLabels: cl,
