@@ -96,13 +96,13 @@ func Follow(ctx context.Context, src Source, t Target, cfg Config) error {
 			return
 		}
 		for _, m := range c.Gone {
-			log.Warn("member gone from the source; reads go to its replica, its ranges move if it stays gone", "peer", m, "grace", grace)
+			log.Warn("member gone from the source; reads go to its replica, its ranges move if it stays gone", "remote", m, "grace", grace)
 			if cfg.Liveness != nil {
 				cfg.Liveness.MemberDown(m, ErrGone)
 			}
 		}
 		for _, m := range c.Back {
-			log.Info("member back in the source within its grace period; nothing moves", "peer", m)
+			log.Info("member back in the source within its grace period; nothing moves", "remote", m)
 			if cfg.Liveness != nil {
 				cfg.Liveness.MemberUp(m)
 			}
