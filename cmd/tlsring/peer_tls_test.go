@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tlsring/tlsring/cmd/internal/certgen"
+	"github.com/tlsring/tlsring/transport"
 )
 
 func TestPeerTLSFlags(t *testing.T) {
@@ -92,7 +92,7 @@ func TestPeerTLSListen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, err := certgen.ParsePool(caPEM)
+	pool, err := transport.ParseCertPool(caPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
