@@ -39,7 +39,7 @@ func (h *health) isDown(m string) bool { return h.p.core.IsDown(m) }
 // when that marks it down).
 func (h *health) failed(m string, err error) {
 	if h.p.core.CallFailed(time.Now(), m, errors.Is(err, context.DeadlineExceeded), err.Error()) {
-		h.p.log.Warn("member marked down", "peer", m, "err", err)
+		h.p.log.Warn("member marked down", "remote", m, "err", err)
 	}
 }
 
@@ -53,7 +53,7 @@ func (h *health) ok(m string) {
 
 // up acts on m coming back.
 func (h *health) up(m string) {
-	h.p.log.Info("member answering again", "peer", m)
+	h.p.log.Info("member answering again", "remote", m)
 	h.p.hints.kick(m)
 	h.p.kickTransfer()
 }
@@ -142,6 +142,6 @@ func (h *health) liveness(m string, alive bool, reason error) {
 	if alive {
 		h.up(m)
 	} else {
-		h.p.log.Warn("member marked down by the liveness source", "peer", m, "err", reason)
+		h.p.log.Warn("member marked down by the liveness source", "remote", m, "err", reason)
 	}
 }

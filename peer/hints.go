@@ -64,7 +64,7 @@ func (h *hints) kick(member string) {
 		ctx, cancel := context.WithTimeout(h.p.bg, h.p.cfg.RequestTimeout*4)
 		defer cancel()
 		if err := h.deliver(ctx, member); err != nil {
-			h.p.log.Debug("delayed writes not delivered yet; retrying when the member answers", "peer", member, "err", err)
+			h.p.log.Debug("delayed writes not delivered yet; retrying when the member answers", "remote", member, "err", err)
 		}
 		h.p.core.HintsDone(h.p.cfg.Now(), member)
 	}()

@@ -339,7 +339,7 @@ func (p *Peer) sendLater(req *transport.Request, members []string) {
 		defer cancel()
 		for _, m := range members {
 			if err := respErr(p.call(ctx, m, req)); err != nil {
-				p.log.Debug("background request failed; kept as a delayed write", "peer", m, "op", req.Op, "err", err)
+				p.log.Debug("background request failed; kept as a delayed write", "remote", m, "op", req.Op, "err", err)
 				if retriable(err) {
 					p.hints.add(m, req)
 				}

@@ -148,7 +148,7 @@ func (p *Peer) moveEntries(ctx context.Context, from, to *ring.Ring) (int, error
 		}
 		err := respErr(p.call(ctx, m, &transport.Request{Op: transport.OpPutMany, Entries: b.entries}))
 		if err != nil {
-			errs = append(errs, fmt.Errorf("handing %d entries to %s: %w", len(b.entries), m, err))
+			errs = append(errs, fmt.Errorf("peer: handing %d entries to %s: %w", len(b.entries), m, err))
 		} else {
 			moved += len(b.entries)
 			p.metrics.handoffSent.Add(float64(len(b.entries)))

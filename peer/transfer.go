@@ -114,7 +114,7 @@ func (p *Peer) pullFrom(ctx context.Context, m string, part int) error {
 	case transport.StatusBadRequest:
 		// A member of an older version that knows no OpSync: nothing to
 		// pull from it; do not hold readiness on it.
-		p.log.Warn("member cannot transfer state (older version?); skipping it", "peer", m, "message", resp.Message)
+		p.log.Warn("member cannot transfer state (older version?); skipping it", "remote", m, "message", resp.Message)
 		return nil
 	}
 	return fmt.Errorf("peer: %s answered %s: %s", m, resp.Status, resp.Message)

@@ -99,7 +99,7 @@ type Config struct {
 	Ring *ring.Ring `json:"-"`
 }
 
-func (cfg *Config) setDefaults() error {
+func (cfg *Config) withDefaults() error {
 	switch {
 	case cfg.Self == "":
 		return errors.New("core: Config.Self is empty")
@@ -157,7 +157,7 @@ type Core struct {
 // the initial ring (generation 1): a member pulls its entries when it
 // starts.
 func New(cfg Config, now time.Time) (*Core, error) {
-	if err := cfg.setDefaults(); err != nil {
+	if err := cfg.withDefaults(); err != nil {
 		return nil, err
 	}
 	r := cfg.Ring

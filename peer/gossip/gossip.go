@@ -453,7 +453,7 @@ func (g *Gossip) suspected(name string) {
 	}
 	g.mu.Unlock()
 	if known && !was {
-		g.log.Warn("gossip: member suspect: its probes failed; reads go to its replica", "peer", name)
+		g.log.Warn("gossip: member suspect: its probes failed; reads go to its replica", "remote", name)
 		g.poke()
 	}
 }
@@ -466,7 +466,7 @@ func (g *Gossip) answered(name string) {
 	g.mu.Unlock()
 	if was {
 		g.metrics.refutations.Inc()
-		g.log.Info("gossip: suspect member answering again", "peer", name)
+		g.log.Info("gossip: suspect member answering again", "remote", name)
 		g.poke()
 	}
 }
@@ -543,7 +543,7 @@ func (e events) NotifyJoin(n *memberlist.Node) {
 	g := e.g
 	if n.Name != g.cfg.Member {
 		g.metrics.joins.Inc()
-		g.log.Info("gossip: member joined", "peer", n.Name, "gossip", n.Address())
+		g.log.Info("gossip: member joined", "remote", n.Name, "gossip", n.Address())
 		g.tr.warm(n.Address())
 	}
 	e.learn(n)
@@ -586,7 +586,7 @@ func (e events) NotifyLeave(n *memberlist.Node) {
 	g.mu.Unlock()
 	if n.Name != g.cfg.Member {
 		g.metrics.leaves.WithLabelValues(reason).Inc()
-		g.log.Warn("gossip: member gone", "peer", n.Name, "gossip", n.Address(), "reason", reason)
+		g.log.Warn("gossip: member gone", "remote", n.Name, "gossip", n.Address(), "reason", reason)
 	}
 	g.poke()
 }
