@@ -193,7 +193,17 @@ var sessionLine = regexp.MustCompile(`(?m)^(New|Reused), (TLSv[\d.]+), Cipher is
 // may be ""), and returns s_client's "New, ..."/"Reused, ..." line.
 func sClient(t *testing.T, ap *apacheProc, caFile, flag, sessIn, sessOut string) string {
 	t.Helper()
-	args := []string{"s_client", "-connect", ap.addr, "-servername", "localhost",
+	return opensslSession(t, ap.addr, "/index.html", "apache "+ap.name, caFile, flag, sessIn, sessOut)
+}
+
+// opensslSession makes one HTTPS request for path to addr with openssl
+// s_client (server name localhost), checks that the page names server,
+// reads the session from sessIn and writes the one it ends with to sessOut
+// (either may be ""), and returns s_client's "New, ..."/"Reused, ..." line.
+// The Apache and nginx tests share it.
+func opensslSession(t *testing.T, addr, path, server, caFile, flag, sessIn, sessOut string) string {
+	t.Helper()
+	args := []string{"s_client", "-connect", addr, "-servername", "localhost",
 		"-CAfile", caFile, "-verify_return_error", flag, "-ign_eof"}
 	if sessIn != "" {
 		args = append(args, "-sess_in", sessIn)
@@ -204,19 +214,19 @@ func sClient(t *testing.T, ap *apacheProc, caFile, flag, sessIn, sessOut string)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "openssl", args...)
-	cmd.Stdin = strings.NewReader("GET /index.html HTTP/1.0\r\nHost: localhost\r\n\r\n")
+	cmd.Stdin = strings.NewReader("GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("openssl %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, &stdout, &stderr)
 	}
 	out := stdout.String()
-	if !strings.Contains(out, "apache "+ap.name) {
-		t.Fatalf("openssl s_client to apache %s: no page in the answer:\n%s\nstderr:\n%s", ap.name, out, &stderr)
+	if !strings.Contains(out, server) {
+		t.Fatalf("openssl s_client to %s: no page in the answer:\n%s\nstderr:\n%s", server, out, &stderr)
 	}
 	m := sessionLine.FindString(out)
 	if m == "" {
-		t.Fatalf("openssl s_client to apache %s: no New/Reused line:\n%s", ap.name, out)
+		t.Fatalf("openssl s_client to %s: no New/Reused line:\n%s", server, out)
 	}
 	if sessOut != "" {
 		if fi, err := os.Stat(sessOut); err != nil || fi.Size() == 0 {

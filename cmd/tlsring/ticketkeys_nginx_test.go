@@ -7,8 +7,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -114,32 +112,7 @@ http {
 // returns its "New, ..."/"Reused, ..." line.
 func nginxClient(t *testing.T, np *nginxProc, caFile, flag, sessIn, sessOut string) string {
 	t.Helper()
-	args := []string{"s_client", "-connect", np.addr, "-servername", "localhost",
-		"-CAfile", caFile, "-verify_return_error", flag, "-ign_eof"}
-	if sessIn != "" {
-		args = append(args, "-sess_in", sessIn)
-	}
-	if sessOut != "" {
-		args = append(args, "-sess_out", sessOut)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "openssl", args...)
-	cmd.Stdin = strings.NewReader("GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("openssl %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, &stdout, &stderr)
-	}
-	out := stdout.String()
-	if !strings.Contains(out, "nginx "+np.name) {
-		t.Fatalf("openssl s_client to nginx %s: no page in the answer:\n%s\nstderr:\n%s", np.name, out, &stderr)
-	}
-	m := sessionLine.FindString(out)
-	if m == "" {
-		t.Fatalf("openssl s_client to nginx %s: no New/Reused line:\n%s", np.name, out)
-	}
-	return m
+	return opensslSession(t, np.addr, "/", "nginx "+np.name, caFile, flag, sessIn, sessOut)
 }
 
 func TestNginxTicketKeys(t *testing.T) {
